@@ -1,0 +1,23 @@
+"""wce_xp: weighted sigmoid cross-entropy for every array library.
+
+One implementation written against the Python array API standard; it runs on
+NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict and returns results in the
+inputs' library, dtype and device.
+"""
+
+from ._loss import (
+    binary_cross_entropy_with_logits,
+    sigmoid_cross_entropy_with_logits,
+    sigmoid_focal_loss,
+    weighted_cross_entropy_with_logits,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "binary_cross_entropy_with_logits",
+    "sigmoid_cross_entropy_with_logits",
+    "sigmoid_focal_loss",
+    "weighted_cross_entropy_with_logits",
+]

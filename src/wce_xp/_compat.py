@@ -1,0 +1,107 @@
+"""The one import site of ``array-api-compat``.
+
+Everything else in wce_xp imports the namespace helpers from here, so that a
+change of how namespaces are found is made in one place.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_array_api_obj,
+    is_array_api_strict_namespace,
+    is_cupy_array,
+    is_cupy_namespace,
+    is_dask_array,
+    is_dask_namespace,
+    is_jax_array,
+    is_jax_namespace,
+    is_numpy_array,
+    is_numpy_namespace,
+    is_torch_array,
+    is_torch_namespace,
+    size,
+)
+
+__all__ = [
+    "array_namespace",
+    "backend_name",
+    "device",
+    "is_array",
+    "is_array_api_strict_namespace",
+    "is_cupy_array",
+    "is_cupy_namespace",
+    "is_dask_array",
+    "is_dask_namespace",
+    "is_jax_array",
+    "is_jax_namespace",
+    "is_jax_tracer",
+    "is_lazy",
+    "is_numpy_array",
+    "is_numpy_namespace",
+    "is_torch_array",
+    "is_torch_namespace",
+    "namespace_of_module",
+    "size",
+]
+
+
+def is_array(x: object) -> bool:
+    """True for an array of some library; False for Python and NumPy scalars and lists."""
+    # NumPy scalars (np.float32(2.0)) carry __array_namespace__ but are scalars to users.
+    return is_array_api_obj(x) and not isinstance(x, np.generic)
+
+
+def is_jax_tracer(x: object) -> bool:
+    """True for a JAX tracer (inside ``jit``, ``grad``, ``vmap``...): no concrete values."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    return isinstance(x, jax.core.Tracer)
+
+
+def is_lazy(*arrays: object) -> bool:
+    """True if reading any of ``arrays`` as a Python value would compute or fail.
+
+    Dask arrays compute their whole graph on ``bool()``; JAX tracers have no
+    values. Concrete JAX arrays are eager (array-api-compat's ``is_lazy_array``
+    calls every JAX array lazy, which would skip the value checks the user asked for).
+    """
+    return any(is_dask_array(a) or is_jax_tracer(a) for a in arrays)
+
+
+def namespace_of_module(xp: Any) -> ModuleType:
+    """The array-api-compat namespace for a user-given ``xp`` (a module or a namespace)."""
+    if hasattr(xp, "asarray"):
+        try:
+            probe = xp.asarray(0.0)
+        except Exception as exc:  # pragma: no cover - exotic namespaces
+            raise TypeError(f"xp: {xp!r} is not an array namespace ({exc})") from None
+        if isinstance(probe, np.generic):  # pragma: no cover
+            probe = np.asarray(probe)
+        ns: ModuleType = array_namespace(probe)
+        return ns
+    raise TypeError(f"xp: expected an array namespace module such as numpy or torch, got {xp!r}")
+
+
+def backend_name(xp: ModuleType) -> str:
+    """A short, stable name for a namespace: numpy, cupy, torch, jax, dask, array_api_strict."""
+    if is_numpy_namespace(xp):
+        return "numpy"
+    if is_cupy_namespace(xp):
+        return "cupy"
+    if is_torch_namespace(xp):
+        return "torch"
+    if is_jax_namespace(xp):
+        return "jax"
+    if is_dask_namespace(xp):
+        return "dask"
+    if is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return getattr(xp, "__name__", "unknown")

@@ -1,0 +1,1 @@
+"""Array-API-only reference implementations (``xp`` is always a required keyword)."""

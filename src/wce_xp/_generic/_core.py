@@ -1,0 +1,201 @@
+"""Array-API-only implementations. Every function takes ``xp`` as a required keyword.
+
+These are the reference implementations: native fast paths in ``wce_xp._native``
+are tested for agreement with them. Inputs here are already validated, converted
+to one floating compute dtype (float32 or float64) and to one device.
+
+Notation: ``z`` labels, ``x`` logits, ``q`` pos_weight, and
+
+* ``a = q·z``      the weight of softplus(-x) (the positive part of the loss),
+* ``b = 1 - z``    the weight of softplus(x)  (the negative part),
+* ``l = a + b``    TensorFlow's ``1 + (q - 1)·z``.
+
+The loss is ``a·softplus(-x) + b·softplus(x)``. With ``softplus(±x) =
+max(±x, 0) + log1p(exp(-|x|))`` and the two ``max`` terms never both non-zero::
+
+    L = c·|x| + l·log1p(exp(-|x|)),   c = a where x < 0 else b
+
+Every term is non-negative, so nothing cancels (TensorFlow's ``(1-z)·x +
+l·(log1p(exp(-|x|)) + max(-x, 0))`` subtracts two nearly equal numbers for
+``x < 0``, which is where it loses every digit).
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+Array = Any
+
+LN2 = math.log(2.0)
+
+
+def weighted_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Array:
+    """Elementwise ``q·z·softplus(-x) + (1 - z)·softplus(x)``, accurate to a few ulps.
+
+    ``z`` and ``x`` have the same shape; ``q`` is a Python float or an array that
+    broadcasts to it.
+    """
+    a = q * z
+    b = 1.0 - z
+    lw = a + b
+    y = xp.abs(x)
+    c = xp.where(x < 0, a, b)
+    # c·|x| with c = 0 and |x| = inf must be 0 (the limit), not 0·inf = NaN. Zeroing
+    # |x| rather than the product keeps autograd finite there too ("double where");
+    # a NaN logit still reaches the result through the log1p term, which is never guarded.
+    lin = c * xp.where(c == 0, 0.0, y)
+    loss = lin + lw * xp.log1p(xp.exp(-y))
+    # At x == 0 the |x| kinks of the two terms cancel in value but autograd takes
+    # abs'(0) = 0 and returns 0 instead of (b - a)/2 (TensorFlow's gradient bug).
+    # There we select the Taylor polynomial of L at 0, whose value is the same
+    # (l·ln 2) and whose first and second derivatives are exact. x0 is 0 away from
+    # x == 0 so that the unselected branch never sees an infinite logit.
+    at_zero = x == 0
+    x0 = xp.where(at_zero, x, 0.0)
+    taylor = lw * LN2 + x0 * ((b - a) * 0.5 + (lw * 0.125) * x0)
+    return xp.where(at_zero, taylor, loss)
+
+
+def sigmoid_pair(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``(σ(x), σ(-x))`` without overflow: both from ``e = exp(-|x|)``."""
+    e = xp.exp(-xp.abs(x))
+    r = 1.0 / (1.0 + e)
+    er = e * r
+    pos = x >= 0
+    return xp.where(pos, r, er), xp.where(pos, er, r)
+
+
+def grad_hess(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> tuple[Array, Array]:
+    """First and second derivative of :func:`weighted_loss` with respect to ``x``.
+
+    ``grad = (1 - z)·σ(x) - q·z·σ(-x)`` and ``hess = (1 + (q - 1)·z)·σ(x)·σ(-x)``,
+    with ``σ(x)·σ(-x) = e/(1 + e)²``, ``e = exp(-|x|)`` (even in ``x``, never overflows).
+    """
+    a = q * z
+    b = 1.0 - z
+    e = xp.exp(-xp.abs(x))
+    one_e = 1.0 + e
+    r = 1.0 / one_e
+    er = e * r
+    pos = x >= 0
+    s_pos = xp.where(pos, r, er)
+    s_neg = xp.where(pos, er, r)
+    grad = b * s_pos - a * s_neg
+    hess = (a + b) * (e / (one_e * one_e))
+    return grad, hess
+
+
+def log_one_minus_pt(z: Array, x: Array, *, xp: ModuleType) -> Array:
+    """``log(1 - p_t)`` with ``1 - p_t = z·σ(-x) + (1 - z)·σ(x)``, finite for finite ``x``.
+
+    Computed as a log-sum-exp of ``log z - softplus(x)`` and ``log(1-z) - softplus(-x)``:
+    never forms ``1 - p_t`` (which underflows to 0 at |x| ≈ 100 in float32, where a
+    plain power ``(1 - p_t)**gamma`` with gamma < 1 has an infinite derivative).
+    """
+    y = xp.abs(x)
+    g = xp.log1p(xp.exp(-y))
+    zero = xp.zeros_like(x)
+    sp_pos = xp.maximum(x, zero) + g  # softplus(x)
+    sp_neg = xp.maximum(-x, zero) + g  # softplus(-x)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf is intended
+        u = xp.log(z) - sp_pos
+        v = xp.log(1.0 - z) - sp_neg
+    big = xp.maximum(u, v)
+    small = xp.minimum(u, v)
+    # big = -inf only if both are -inf: then 1 - p_t = 0. Keep the difference finite.
+    both_inf = big == -math.inf
+    diff = xp.where(both_inf, 0.0, small - big)
+    return big + xp.log1p(xp.exp(diff))
+
+
+def focal_loss(
+    z: Array,
+    x: Array,
+    q: Array | float,
+    gamma: float,
+    alpha: float | None,
+    *,
+    xp: ModuleType,
+) -> Array:
+    """Lin et al.'s focal loss ``α_t·(1 - p_t)^γ·L(x, z, q)`` on logits.
+
+    The modulating factor is ``exp(γ·log(1 - p_t))``. Where the loss itself is
+    infinite (an infinite logit on the wrong side) the factor is replaced by its
+    limit, which depends on ``z`` only, so that no ``0·inf`` reaches the gradient.
+    """
+    ce = weighted_loss(z, x, q, xp=xp)
+    if gamma != 0.0:
+        mod = xp.exp(gamma * log_one_minus_pt(z, x, xp=xp))
+        ce_inf = xp.isinf(ce)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf is intended
+            lim = xp.where(x > 0, (1.0 - z) ** gamma, z**gamma)
+        finite_part = mod * xp.where(ce_inf, 0.0, ce)
+        ce = xp.where(ce_inf, lim * ce, finite_part)
+    if alpha is not None:
+        ce = (alpha * z + (1.0 - alpha) * (1.0 - z)) * ce
+    return ce
+
+
+def normalize_axis(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
+    """Axis as a sorted tuple of non-negative ints; ``None`` means all axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not isinstance(ax, int) or isinstance(ax, bool):
+            raise TypeError(f"axis: expected an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"axis: {ax} is out of range for an array of {ndim} dimensions")
+        out.append(ax % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"axis: repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def reduce_loss(
+    loss: Array,
+    *,
+    weight: Array | None,
+    mask: Array | None,
+    reduction: str,
+    axes: tuple[int, ...],
+    xp: ModuleType,
+) -> Array:
+    """Apply weights, a mask and a reduction to an elementwise loss.
+
+    Masked elements are already 0 in ``loss``. ``"mean"`` divides by the number of
+    unmasked elements, ``"weighted_mean"`` by their total weight; an empty or
+    zero-weight reduction is NaN (computed without a 0/0, so no warning).
+    """
+    if weight is not None:
+        # A zero weight drops the element: 0 even where the loss is infinite.
+        loss = xp.where(weight == 0, 0.0, weight * loss)
+        if mask is not None:
+            loss = xp.where(mask, loss, 0.0)
+    if reduction == "none":
+        return loss
+    total = xp.sum(loss, axis=axes)
+    if reduction == "sum":
+        return total
+    shape = loss.shape
+    if reduction == "mean":
+        if mask is None:
+            n = 1
+            for ax in axes:
+                n *= shape[ax]
+            if n == 0:
+                return xp.full_like(total, math.nan)
+            return total / float(n)
+        denom = xp.sum(xp.astype(xp.broadcast_to(mask, shape), loss.dtype), axis=axes)
+    else:  # weighted_mean
+        w = xp.ones_like(loss) if weight is None else xp.broadcast_to(weight, shape)
+        if mask is not None:
+            w = xp.where(mask, w, 0.0)
+        denom = xp.sum(w, axis=axes)
+    empty = denom == 0
+    return xp.where(empty, math.nan, total / xp.where(empty, 1.0, denom))
