@@ -55,9 +55,11 @@ def _selected(config) -> list[Backend]:
 
 
 def pytest_generate_tests(metafunc):
-    if "xp" in metafunc.fixturenames:
+    if {"xp", "backend", "device"} & set(metafunc.fixturenames):
         backends = _selected(metafunc.config)
-        metafunc.parametrize("xp", backends, ids=[b.value for b in backends], indirect=True)
+        metafunc.parametrize(
+            "backend", backends, ids=[b.value for b in backends], indirect=True, scope="session"
+        )
 
 
 def _import_backend(backend: Backend):
@@ -79,12 +81,17 @@ def _import_backend(backend: Backend):
     return mod
 
 
-@pytest.fixture
-def xp(request):
-    """The array-api-compat namespace of the backend under test."""
+@pytest.fixture(scope="session")
+def backend(request) -> Backend:
+    """The backend under test."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def xp(backend):
+    """The array-api-compat namespace of the backend under test (skips if not installed)."""
     from array_api_compat import array_namespace
 
-    backend: Backend = request.param
     mod = _import_backend(backend)
     if backend is Backend.TORCH_CUDA:
         probe = mod.zeros(1, device="cuda")
@@ -95,15 +102,9 @@ def xp(request):
     return array_namespace(probe)
 
 
-@pytest.fixture
-def backend(request, xp) -> Backend:
-    """The backend under test (torch and torch_cuda share one namespace)."""
-    return request.node.callspec.params["xp"]
-
-
-@pytest.fixture
+@pytest.fixture(scope="session")
 def device(xp, backend):
-    """The device tests create arrays on (CUDA for torch_cuda)."""
+    """The device tests create arrays on (CUDA for torch_cuda, else the default)."""
     if backend is Backend.TORCH_CUDA:
         import torch
 

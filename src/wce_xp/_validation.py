@@ -185,16 +185,18 @@ def prepare(
 
     # logits: a real floating array; half precision is computed in float32.
     x = _as_array(logits_name, logits, ns, dev)
-    if not _is_real_floating(ns, x.dtype):
-        if is_array(logits) or (ns.isdtype(x.dtype, "complex floating")):
+    if not is_array(logits) or not _is_real_floating(ns, x.dtype):
+        if is_array(logits) or ns.isdtype(x.dtype, "complex floating"):
             raise TypeError(
                 f"{logits_name}: expected a real floating array (float16/32/64 or bfloat16), "
                 f"got dtype {x.dtype}"
             )
-        # Python numbers or lists of ints: the floating dtype of the other arrays.
+        # Python numbers or lists: the floating dtype of the array arguments.
         ref = [a.dtype for a in arrays if _is_real_floating(ns, getattr(a, "dtype", None))]
-        float_dtype = ref[0] if ref else ns.asarray(0.0, device=dev).dtype
-        x = ns.astype(x, float_dtype)
+        if ref:
+            x = ns.astype(x, ref[0])
+        elif not _is_real_floating(ns, x.dtype):
+            x = ns.astype(x, ns.asarray(0.0, device=dev).dtype)
     out_dtype = x.dtype
     compute = out_dtype if out_dtype in (ns.float32, ns.float64) else ns.float32
     x = ns.astype(x, compute, copy=False)

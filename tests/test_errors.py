@@ -1,0 +1,122 @@
+"""Bad input: a TypeError or ValueError naming the argument, never a silent wrong number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import wce_xp
+
+from ._helpers import make
+
+wce = wce_xp.weighted_cross_entropy_with_logits
+
+
+def _xz(xp, device):
+    return make(xp, device, [[0.5, -1.0], [2.0, 0.0]], "float32"), make(
+        xp, device, [[1.0, 0.0], [0.0, 1.0]], "float32")
+
+
+def test_shapes_must_match(xp, device):
+    x, _ = _xz(xp, device)
+    with pytest.raises(ValueError, match=r"labels and logits must have the same shape"):
+        wce(make(xp, device, [1.0, 0.0], "float32"), x, 1.0)
+
+
+def test_pos_weight_must_broadcast(xp, device):
+    x, z = _xz(xp, device)
+    with pytest.raises(ValueError, match=r"pos_weight: shape \(3,\) does not broadcast"):
+        wce(z, x, make(xp, device, [1.0, 2.0, 3.0], "float32"))
+    with pytest.raises(ValueError, match=r"weight: shape"):
+        wce(z, x, 1.0, weight=make(xp, device, [[[1.0, 2.0]]] * 2, "float32"))
+
+
+@pytest.mark.parametrize("dtype", ["int32", "bool"])
+def test_logits_must_be_floating(xp, device, dtype):
+    x = make(xp, device, np.array([1, 0]).astype(dtype))
+    with pytest.raises(TypeError, match=r"logits: expected a real floating array"):
+        wce(make(xp, device, [1.0, 0.0], "float32"), x, 1.0)
+
+
+def test_complex_logits_and_labels_are_rejected(xp, device, backend):
+    if backend.value in ("array_api_strict",):
+        cx = xp.asarray([1 + 0j, 0j])
+    else:
+        cx = make(xp, device, np.array([1 + 0j, 0j], np.complex64))
+    with pytest.raises(TypeError, match=r"logits: expected a real floating array"):
+        wce(make(xp, device, [1.0, 0.0], "float32"), cx, 1.0)
+    with pytest.raises(TypeError, match=r"labels: expected bool, integer or real"):
+        wce(cx, make(xp, device, [1.0, 0.0], "float32"), 1.0)
+
+
+def test_arrays_from_two_libraries(xp, device, backend):
+    if backend.value == "numpy":
+        import array_api_strict as other
+
+        x_other = other.asarray([0.5, 1.0])
+    else:
+        x_other = np.array([0.5, 1.0])
+    with pytest.raises(TypeError, match=r"arrays from different libraries"):
+        wce(make(xp, device, [1.0, 0.0], "float64"), x_other, 1.0)
+
+
+@pytest.mark.parametrize("fn", ["wce", "bce"])
+def test_unknown_reduction(fn):
+    x = np.zeros(2)
+    with pytest.raises(ValueError, match=r"reduction: expected one of"):
+        if fn == "wce":
+            wce(x, x, 1.0, reduction="average")
+        else:
+            wce_xp.binary_cross_entropy_with_logits(x, x, reduction="weighted_mean")
+
+
+def test_negative_weights(xp, device, backend):
+    x, z = _xz(xp, device)
+    with pytest.raises(ValueError, match=r"pos_weight: expected a non-negative number"):
+        wce(z, x, -1.0)
+    if backend.value == "dask":
+        pytest.skip("array value checks are skipped on lazy Dask arrays (tested below)")
+    with pytest.raises(ValueError, match=r"pos_weight: values must be non-negative"):
+        wce(z, x, make(xp, device, [1.0, -2.0], "float32"))
+    with pytest.raises(ValueError, match=r"weight: values must be non-negative"):
+        wce_xp.binary_cross_entropy_with_logits(x, z, make(xp, device, [1.0, -2.0], "float32"))
+
+
+def test_labels_outside_unit_interval(xp, device, backend):
+    if backend.value == "dask":
+        pytest.skip("array value checks are skipped on lazy Dask arrays (tested below)")
+    x, _ = _xz(xp, device)
+    bad = make(xp, device, [[1.0, 0.0], [0.0, 1.5]], "float32")
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+        wce(bad, x, 1.0)
+    with pytest.raises(ValueError, match=r"target: values must lie in \[0, 1\]"):
+        wce_xp.binary_cross_entropy_with_logits(x, bad)
+    # validate=False switches the value checks off (and computes the formula)
+    wce(bad, x, 1.0, validate=False)
+
+
+def test_value_checks_are_skipped_lazily_on_dask():
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(np.array([0.5, 1.0]))
+    bad = da.from_array(np.array([2.0, -1.0]))
+    out = wce(bad, x, 1.0)  # no error and nothing computed: the checks would force the graph
+    assert type(out).__module__.startswith("dask")
+
+
+def test_value_checks_are_skipped_under_jax_jit():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    f = jax.jit(lambda z, x: wce(z, x, 1.0))
+    out = f(jnp.asarray([2.0, -1.0]), jnp.asarray([0.5, 1.0]))
+    assert out.shape == (2,)
+    with pytest.raises(ValueError, match="labels"):  # eager JAX arrays are checked
+        wce(jnp.asarray([2.0, -1.0]), jnp.asarray([0.5, 1.0]), 1.0)
+
+
+def test_missing_arguments():
+    with pytest.raises(TypeError, match="pos_weight: required"):
+        wce([1.0], np.zeros(1))
+    with pytest.raises(TypeError, match="logits: required"):
+        wce([1.0], pos_weight=1.0)
+    with pytest.raises(TypeError, match="pos_weight: expected a real number|pos_weight"):
+        wce([1.0], np.zeros(1), "two")
