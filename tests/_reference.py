@@ -112,7 +112,7 @@ def ulp_error(got: np.ndarray, ref: np.ndarray, dtype: str) -> np.ndarray:
     return err
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def accuracy_grid(dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, z, q) over logits 0, ±1e-30 … ±1e30 and the region near 0, hard and soft labels,
     pos_weight 0 … 1e3; every combination, flattened, in ``dtype``."""
@@ -126,7 +126,7 @@ def accuracy_grid(dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X.ravel(), Z.ravel(), Q.ravel()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def loss_reference(dtype: str) -> np.ndarray:
     x, z, q = accuracy_grid(dtype)
     return vectorize(loss, x, z, q)

@@ -13,7 +13,7 @@ TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
 
 
 def test_tensorflow_documented_example_runs_as_written():
-    logits = np.random.rand(3, 3).astype(np.float32)
+    logits = np.random.rand(3, 3).astype(np.float32)  # noqa: NPY002 (TF's example as written)
     out = wce_xp.weighted_cross_entropy_with_logits(
         logits=logits, targets=TF_LABELS, pos_weight=2.0
     )

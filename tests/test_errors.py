@@ -118,5 +118,5 @@ def test_missing_arguments():
         wce([1.0], np.zeros(1))
     with pytest.raises(TypeError, match="logits: required"):
         wce([1.0], pos_weight=1.0)
-    with pytest.raises(TypeError, match="pos_weight: expected a real number|pos_weight"):
+    with pytest.raises(TypeError, match=r"pos_weight: expected a real"):
         wce([1.0], np.zeros(1), "two")

@@ -16,7 +16,7 @@ from ._helpers import DTYPES, make, to_numpy
 MAX_ULP = 4.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grid(dtype: str):
     mags = np.concatenate([10.0 ** np.arange(-30, 31, 2), [0.5, 1, 3, 17, 40, 100, 800]])
     x = np.concatenate([[0.0, np.inf, -np.inf], mags, -mags]).astype(dtype)
@@ -48,7 +48,7 @@ def _check(got, X, Z, Q, ref, scale, dtype):
     err = np.array([
         float(abs(R.mp.mpf(float(g)) - r) / np.spacing(np.array(float(s), dtype)).astype(float))
         if abs(float(s)) > R.TINY[dtype] else float(abs(R.mp.mpf(float(g)) - r) > R.TINY[dtype])
-        for g, r, s in zip(got.astype(float), ref, scale)
+        for g, r, s in zip(got.astype(float), ref, scale, strict=True)
     ])
     i = int(np.argmax(err))
     assert err.max() <= MAX_ULP, (

@@ -83,7 +83,7 @@ def _shape_known(shape: tuple[Any, ...]) -> bool:
 def _check_broadcast(name: str, shape: tuple[Any, ...], target: tuple[Any, ...]) -> None:
     ok = len(shape) <= len(target)
     if ok:
-        for s, t in zip(reversed(shape), reversed(target)):
+        for s, t in zip(reversed(shape), reversed(target), strict=False):
             unknown = not isinstance(s, int) or not isinstance(t, int)
             if not (unknown or s == t or s == 1):
                 ok = False
@@ -133,7 +133,8 @@ def as_float(name: str, value: Any, *, lo: float = 0.0, hi: float = math.inf) ->
 
 def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> str:
     if not isinstance(reduction, str) or reduction not in allowed:
-        raise ValueError(f"reduction: expected one of {', '.join(map(repr, allowed))}; got {reduction!r}")
+        names = ", ".join(map(repr, allowed))
+        raise ValueError(f"reduction: expected one of {names}; got {reduction!r}")
     return reduction
 
 
@@ -147,7 +148,9 @@ def _weight_like(
         return f
     arr = _as_array(name, value, xp, device)
     if not _kind_ok(xp, arr.dtype):
-        raise TypeError(f"{name}: expected a real (bool, integer or floating) array, got {arr.dtype}")
+        raise TypeError(
+            f"{name}: expected a real (bool, integer or floating) array, got {arr.dtype}"
+        )
     _check_broadcast(name, tuple(arr.shape), shape)
     return xp.astype(arr, dtype, copy=False)
 

@@ -1,0 +1,83 @@
+"""The CPU test matrix: one session per backend, the same suite each time.
+
+``nox`` runs lint and every CPU backend. ``nox -s cupy`` runs the suite on CuPy and
+torch-CUDA, on a machine with a GPU (not a default session). ``nox -s boosting``
+tests the XGBoost and LightGBM objectives against the real libraries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "numpy", "array_api_strict", "torch", "jax", "dask", "boosting"]
+nox.options.error_on_missing_interpreters = True
+
+# PyTorch: a plain `pip install torch` resolves to a multi-GB CUDA build. This project's
+# machines carry the CPU build as a local wheel (pip's find-links); elsewhere we ask
+# PyTorch's CPU index. Never a CUDA build on a machine without a GPU.
+TORCH_CPU = "torch==2.13.0"
+LOCAL_WHEELS = Path("/opt/wheels")
+
+
+def _install_torch_cpu(session: nox.Session) -> None:
+    if any(LOCAL_WHEELS.glob("torch-2.13.0+cpu-*.whl")):
+        session.install(TORCH_CPU)
+    else:
+        session.install("torch", "--index-url", "https://download.pytorch.org/whl/cpu")
+
+
+def _pytest(session: nox.Session, backend: str, *extra: str) -> None:
+    session.run("pytest", "--backend", backend, *extra, *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("-e", ".", "ruff", "mypy")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py", "conftest.py")
+    session.run("mypy")
+
+
+@nox.session
+def numpy(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    _pytest(session, "numpy")
+
+
+@nox.session
+def array_api_strict(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    _pytest(session, "array_api_strict")
+
+
+@nox.session
+def torch(session: nox.Session) -> None:
+    _install_torch_cpu(session)
+    session.install("-e", ".[test]")
+    _pytest(session, "torch")
+
+
+@nox.session
+def jax(session: nox.Session) -> None:
+    session.install("-e", ".[test,jax]")
+    _pytest(session, "jax")
+
+
+@nox.session
+def dask(session: nox.Session) -> None:
+    session.install("-e", ".[test,dask]")
+    _pytest(session, "dask")
+
+
+@nox.session
+def boosting(session: nox.Session) -> None:
+    session.install("-e", ".[test,xgboost,lightgbm]")
+    session.run("pytest", "tests/test_boosting.py", "--backend", "numpy", *session.posargs)
+
+
+@nox.session(default=False)
+def cupy(session: nox.Session) -> None:
+    """GPU backends (needs CUDA; on a machine without network run pytest directly)."""
+    session.install("-e", ".[test,cupy]")
+    _pytest(session, "cupy", "--backend", "torch_cuda")
