@@ -144,7 +144,12 @@ def normalize_axis(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, 
     """Axis as a sorted tuple of non-negative ints; ``None`` means all axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if isinstance(axis, int):
+        axes: tuple[object, ...] = (axis,)
+    elif isinstance(axis, tuple | list):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"axis: expected an int or a tuple of ints, got {axis!r}")
     out = []
     for ax in axes:
         if not isinstance(ax, int) or isinstance(ax, bool):
@@ -173,8 +178,9 @@ def reduce_loss(
     zero-weight reduction is NaN (computed without a 0/0, so no warning).
     """
     if weight is not None:
-        # A zero weight drops the element: 0 even where the loss is infinite.
-        loss = xp.where(weight == 0, 0.0, weight * loss)
+        # A zero weight drops the element: 0 even where the loss is infinite (the
+        # zero goes into the loss, not the product, so no 0·inf is ever formed).
+        loss = weight * xp.where(weight == 0, 0.0, loss)
         if mask is not None:
             loss = xp.where(mask, loss, 0.0)
     if reduction == "none":

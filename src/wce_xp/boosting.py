@@ -1,0 +1,143 @@
+"""Gradient-boosting objectives built on :func:`wce_xp.weighted_cross_entropy_grad_hess`.
+
+Each objective is one callable that serves both the native training API and the
+scikit-learn wrapper of its library; the two call it differently:
+
+============================  =====================================================
+caller                        call
+============================  =====================================================
+``xgboost.train(obj=f)``      ``f(predt, dtrain)``
+``XGBClassifier(objective=f)``  ``f(y_true, y_pred, sample_weight=w)``
+``lightgbm.train`` (4.x,      ``f(preds, train_data)``
+``params["objective"]=f``)
+``LGBMClassifier(objective=f)``  ``f(y_true, y_pred, weight)``
+============================  =====================================================
+
+The objective tells them apart by the second argument: a ``DMatrix``/``Dataset``
+(anything with ``get_label``) means the native API. Predictions are raw margins;
+NumPy and (XGBoost on a GPU) CuPy predictions are supported, and the gradient and
+Hessian come back as the same array type. Sample weights multiply both.
+
+Base score (users trip on it). XGBoost reads ``base_score`` through the link of the
+objective it believes in. ``xgboost.train(obj=f)`` runs a custom objective under an
+identity link, so ``base_score`` is added to the margin as it is: give it
+``base_score=0.0`` to match the built-in ``objective="binary:logistic"`` with
+``base_score=0.5`` (a probability, margin 0). ``XGBClassifier(objective=f)`` keeps
+the logistic link for its output, so there ``base_score`` stays a probability: use
+0.5 in both. Since XGBoost 2.0 an unset ``base_score`` is estimated from the data for
+built-in objectives only, so set it explicitly when you compare. LightGBM's custom
+objectives start from a margin of 0 (``boost_from_average`` applies to built-in
+objectives only): give the built-in one ``boost_from_average=False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._compat import array_namespace, is_array
+from ._grad import weighted_cross_entropy_grad_hess
+from ._validation import as_float
+
+__all__ = ["lightgbm_objective", "xgboost_objective"]
+
+
+class _Objective:
+    """A weighted cross-entropy objective: ``(grad, hess)`` from margins and labels."""
+
+    def __init__(self, library: str, pos_weight: float, label_smoothing: float) -> None:
+        self.library = library
+        self.pos_weight = as_float("pos_weight", pos_weight)
+        self.label_smoothing = as_float("label_smoothing", label_smoothing, hi=1.0)
+
+    def __repr__(self) -> str:
+        return (f"{self.library}_objective(pos_weight={self.pos_weight}, "
+                f"label_smoothing={self.label_smoothing})")
+
+    def __call__(self, first: Any, second: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+        if hasattr(second, "get_label"):  # native API: (predictions, DMatrix / Dataset)
+            preds, data = first, second
+            labels = data.get_label()
+            weight = data.get_weight()
+        else:  # scikit-learn wrapper: (y_true, y_pred[, weight])
+            labels, preds, weight = first, second, sample_weight
+        return self._grad_hess(labels, preds, weight)
+
+    def _grad_hess(self, labels: Any, preds: Any, weight: Any) -> tuple[Any, Any]:
+        xp = array_namespace(preds) if is_array(preds) else None
+        if xp is not None:
+            labels = xp.asarray(labels, device=getattr(preds, "device", None)) \
+                if not is_array(labels) or array_namespace(labels) is not xp else labels
+            if tuple(labels.shape) != tuple(preds.shape):
+                # multi-target models flatten labels; predictions are (n, k)
+                labels = xp.reshape(labels, preds.shape)
+        if weight is not None and len(weight) == 0:
+            weight = None
+        if weight is not None and xp is not None and len(preds.shape) == 2:
+            weight = xp.reshape(xp.asarray(weight), (-1, 1))
+        return weighted_cross_entropy_grad_hess(
+            labels, preds, self.pos_weight, weight=weight,
+            label_smoothing=self.label_smoothing, xp=xp,
+        )
+
+
+def xgboost_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) -> _Objective:
+    r"""A custom XGBoost objective for the weighted sigmoid cross-entropy.
+
+    .. math::
+
+        g = (1 - z)\,\sigma(m) - q\,z\,\sigma(-m), \qquad h = (1 + (q-1) z)\,\sigma(m)\,\sigma(-m)
+
+    on raw margins ``m``; the same model as ``objective="binary:logistic"`` with
+    ``scale_pos_weight=q`` (see the module's note on ``base_score``).
+
+    Parameters
+    ----------
+    pos_weight : float
+        ``q ≥ 0``, the weight of positive examples.
+    label_smoothing : float
+        Keras's rule ``z → z(1 - s) + s/2``.
+
+    Returns
+    -------
+    callable
+        Works as ``xgboost.train(..., obj=f)`` and ``XGBClassifier(objective=f)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from wce_xp.boosting import xgboost_objective
+    >>> obj = xgboost_objective(pos_weight=3.0)
+    >>> obj(np.array([1.0, 0.0]), np.array([0.0, 0.0]))  # scikit-learn order
+    (array([-1.5,  0.5]), array([0.75, 0.25]))
+    """
+    return _Objective("xgboost", pos_weight, label_smoothing)
+
+
+def lightgbm_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) -> _Objective:
+    r"""A custom LightGBM objective for the weighted sigmoid cross-entropy.
+
+    .. math::
+
+        g = (1 - z)\,\sigma(m) - q\,z\,\sigma(-m), \qquad h = (1 + (q-1) z)\,\sigma(m)\,\sigma(-m)
+
+    Parameters
+    ----------
+    pos_weight : float
+        ``q ≥ 0``, the weight of positive examples.
+    label_smoothing : float
+        Keras's rule ``z → z(1 - s) + s/2``.
+
+    Returns
+    -------
+    callable
+        Works as ``lightgbm.train({"objective": f, ...}, ...)`` and
+        ``LGBMClassifier(objective=f)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from wce_xp.boosting import lightgbm_objective
+    >>> lightgbm_objective(pos_weight=3.0)(np.array([1.0, 0.0]), np.array([0.0, 0.0]), None)
+    (array([-1.5,  0.5]), array([0.75, 0.25]))
+    """
+    return _Objective("lightgbm", pos_weight, label_smoothing)
