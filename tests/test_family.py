@@ -162,7 +162,8 @@ def test_jax_jit_of_every_option():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        (dict(label_smoothing=1.5), ValueError, r"label_smoothing: expected a number in \[0.0, 1.0\]"),
+        (dict(label_smoothing=1.5), ValueError,
+         r"label_smoothing: expected a number in \[0.0, 1.0\]"),
         (dict(label_smoothing=-0.1), ValueError, r"label_smoothing"),
         (dict(weight=-1.0), ValueError, r"weight: expected a non-negative number"),
         (dict(mask=np.ones((2, 3), np.float64)), TypeError, r"mask: expected a boolean array"),

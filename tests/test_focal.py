@@ -15,7 +15,7 @@ from ._helpers import DTYPES, make, to_numpy
 REL = {"float32": 2e-5, "float64": 1e-12}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grid(dtype):
     mags = np.concatenate([10.0 ** np.arange(-30, 31, 3), [0.5, 1, 2, 5, 17, 40, 90, 100, 700]])
     x = np.concatenate([[0.0, np.inf, -np.inf], mags, -mags]).astype(dtype)
@@ -31,12 +31,12 @@ def test_focal_against_mpmath(xp, device, dtype, alpha):
     X, Z, G = _grid(dtype)
     q = 2.0
     for gamma in np.unique(G):
-        sel = G == gamma
+        sel = gamma == G
         x, z = X[sel], Z[sel]
         got = to_numpy(wce_xp.sigmoid_focal_loss(
             make(xp, device, z), make(xp, device, x), gamma=float(gamma), alpha=alpha,
             pos_weight=q))
-        ref = R.vectorize(lambda a, b: R.focal(a, b, q, float(gamma), alpha), x, z)
+        ref = R.vectorize(lambda a, b, g=float(gamma): R.focal(a, b, q, g, alpha), x, z)
         for i, r in enumerate(ref):
             if R.mp.isinf(r):
                 assert got[i] == float(r), (x[i], z[i], gamma, got[i])
@@ -91,9 +91,11 @@ def test_gradients_are_finite_at_large_and_infinite_logits(xp, device, backend, 
             import jax
 
             zj = make(xp, device, z, dtype)
-            g = np.asarray(jax.grad(lambda v: xp.sum(xp.where(xp.isfinite(fl(zj, v)),
-                                                             fl(zj, v), 0.0)))(
-                make(xp, device, x, dtype)))
+            def finite_sum(v, zj=zj):
+                val = fl(zj, v)
+                return xp.sum(xp.where(xp.isfinite(val), val, 0.0))
+
+            g = np.asarray(jax.grad(finite_sum)(make(xp, device, x, dtype)))
         else:
             pytest.skip(f"{backend.value} has no automatic differentiation")
         assert np.all(np.isfinite(g)), (dtype, x[~np.isfinite(g)], z[~np.isfinite(g)])

@@ -137,13 +137,15 @@ def pos_weight_from_labels(
     none = pos == 0
     if not is_lazy(z, pos):
         missing = ns.nonzero(ns.reshape(none, (-1,)))[0]
-        if missing.shape[0]:
-            idx = [int(i) for i in missing[:20]]
+        n_missing = int(missing.shape[0])
+        if n_missing:
+            idx = [int(missing[i]) for i in range(min(n_missing, 20))]
             raise ValueError(
-                f"labels: class(es) {idx}{' ...' if missing.shape[0] > 20 else ''} "
+                f"labels: class(es) {idx}{' ...' if n_missing > 20 else ''} "
                 "have no positive label, so negatives/positives is infinite"
             )
     ratio = neg / ns.where(none, 1.0, pos)
-    empty_nan = ns.where(neg == 0, math.nan, math.inf)
-    return ns.where(none, empty_nan, ratio)
+    # no positives: +inf, or NaN where the class has no labelled element at all
+    undefined = ns.where(neg == 0, ns.full_like(neg, math.nan), ns.full_like(neg, math.inf))
+    return ns.where(none, undefined, ratio)
 
