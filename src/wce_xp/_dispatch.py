@@ -1,20 +1,63 @@
 """Pick an implementation per backend: a measured-faster native path, else the generic one.
 
-Every native path is tested against the generic one in tests/test_native.py.
+Order (SciPy's): NumPy's chunked kernel → the backend's fused kernel (CuPy; PyTorch
+through the NumPy or CuPy kernel) → Dask ``map_blocks`` over the NumPy kernel → the
+generic array-API code. Every native path is tested against the generic one in
+tests/test_native.py; BENCHMARKS.md has the measurements that justify each.
+JAX and array-api-strict always take the generic path: XLA fuses it under ``jit``
+as well as a hand-written kernel would, and strict is the conformance reference.
 """
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
+from ._compat import is_cupy_namespace, is_dask_namespace, is_numpy_namespace, is_torch_namespace
 from ._generic import _core
 
 Array = Any
 
+# WCE_XP_GENERIC=1 forces the generic path everywhere (tests compare the two).
+_FORCE_GENERIC = os.environ.get("WCE_XP_GENERIC", "") not in ("", "0")
+
+
+def force_generic(on: bool) -> bool:
+    """Switch native paths off (True) or back on; returns the previous setting."""
+    global _FORCE_GENERIC
+    old, _FORCE_GENERIC = _FORCE_GENERIC, on
+    return old
+
+
+def _numpy_ok(*arrays: Any) -> bool:
+    return all(a is None or isinstance(a, float | np.ndarray) for a in arrays)
+
 
 def elementwise_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Array:
     """The elementwise weighted loss."""
+    if not _FORCE_GENERIC:
+        if is_numpy_namespace(xp) and _numpy_ok(z, x, q):
+            from ._native import _numpy
+
+            return _numpy.weighted_loss(z, x, q)
+        if is_cupy_namespace(xp):
+            from ._native import _cupy
+
+            return _cupy.weighted_loss(z, x, q)
+        if is_torch_namespace(xp):
+            from ._native import _torch
+
+            out = _torch.weighted_loss(z, x, q)
+            if out is not None:
+                return out
+        if is_dask_namespace(xp):
+            from ._native import _dask
+
+            if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
+                return _dask.weighted_loss(z, x, q)
     return _core.weighted_loss(z, x, q, xp=xp)
 
 
@@ -29,10 +72,82 @@ def reduced_loss(
     axes: tuple[int, ...],
     xp: ModuleType,
 ) -> Array | None:
-    """A fused loss-and-reduction, or None where no native path applies."""
+    """A fused loss-and-reduction that never materializes the elementwise loss, or
+    None where no native path applies (the caller then reduces the elementwise loss)."""
+    if _FORCE_GENERIC or reduction == "none":
+        return None
+    all_axes = axes == tuple(range(x.ndim))
+    if is_numpy_namespace(xp) and all_axes and _numpy_ok(z, x, q, weight, mask):
+        from ._native import _numpy
+
+        return _numpy.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction)
+    if is_cupy_namespace(xp):
+        from ._native import _cupy
+
+        return _cupy.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,
+                                  axes=axes)
+    if is_torch_namespace(xp) and all_axes:
+        return _torch_reduced(z, x, q, weight=weight, mask=mask, reduction=reduction, axes=axes)
     return None
+
+
+def _torch_reduced(
+    z: Array, x: Array, q: Array | float, *, weight: Array | None, mask: Array | None,
+    reduction: str, axes: tuple[int, ...],
+) -> Array | None:
+    import torch
+
+    from ._native import _torch
+
+    tensors = [t for t in (z, x, q, weight, mask) if isinstance(t, torch.Tensor)]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None  # autograd needs the elementwise graph
+    kind = _torch._kernel_backend(x)
+    if kind is None or any(type(t) is not torch.Tensor or t.device != x.device
+                           for t in tensors):
+        return None
+    if kind == "numpy":
+        from ._native import _numpy
+
+        def np_(t: Any) -> Any:
+            return t if t is None or isinstance(t, float) else t.detach().numpy()
+
+        res = _numpy.reduced_loss(np_(z), np_(x), np_(q), weight=np_(weight), mask=np_(mask),
+                                  reduction=reduction)
+        return torch.from_numpy(np.asarray(res))
+    import cupy
+
+    from ._native import _cupy
+
+    def cp_(t: Any) -> Any:
+        return t if t is None or isinstance(t, float) else cupy.from_dlpack(t.detach())
+
+    with cupy.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream):
+        res = _cupy.reduced_loss(cp_(z), cp_(x), cp_(q), weight=cp_(weight), mask=cp_(mask),
+                                 reduction=reduction, axes=axes)
+    return torch.from_dlpack(res)
 
 
 def grad_hess(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> tuple[Array, Array]:
     """Elementwise gradient and Hessian of the weighted loss."""
+    if not _FORCE_GENERIC:
+        if is_numpy_namespace(xp) and _numpy_ok(z, x, q):
+            from ._native import _numpy
+
+            return _numpy.grad_hess(z, x, q)
+        if is_cupy_namespace(xp):
+            from ._native import _cupy
+
+            return _cupy.grad_hess(z, x, q)
+        if is_torch_namespace(xp):
+            from ._native import _torch
+
+            out = _torch.grad_hess(z, x, q)
+            if out is not None:
+                return out
+        if is_dask_namespace(xp):
+            from ._native import _dask
+
+            if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
+                return _dask.grad_hess(z, x, q)
     return _core.grad_hess(z, x, q, xp=xp)

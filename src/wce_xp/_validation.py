@@ -243,15 +243,28 @@ def _any(xp: ModuleType, cond: Array) -> bool:
     return bool(xp.any(cond))
 
 
+def _min_below(xp: ModuleType, a: Array, lo: float) -> bool:
+    """min(a) < lo through a reduction: no full-size temporary (NaN passes)."""
+    return bool(a.shape and _compat.size(a) and xp.min(a) < lo) or (
+        not a.shape and bool(a < lo))
+
+
+def _max_above(xp: ModuleType, a: Array, hi: float) -> bool:
+    return bool(a.shape and _compat.size(a) and xp.max(a) > hi) or (
+        not a.shape and bool(a > hi))
+
+
 def _check_values(
     xp: ModuleType, z: Array, q: Array | float, w: Array | None, m: Array | None, labels_name: str
 ) -> None:
-    bad = (z < 0) | (z > 1)
-    if m is not None:
-        bad = bad & m
-    if _any(xp, bad):
+    if m is None:
+        # min/max reductions instead of elementwise comparisons: no label-sized temporary
+        bad = _min_below(xp, z, 0.0) or _max_above(xp, z, 1.0)
+    else:
+        bad = _any(xp, ((z < 0) | (z > 1)) & m)
+    if bad:
         raise ValueError(f"{labels_name}: values must lie in [0, 1] (found values outside)")
-    if is_array(q) and _any(xp, q < 0):
+    if is_array(q) and _min_below(xp, q, 0.0):
         raise ValueError("pos_weight: values must be non-negative (found negative values)")
-    if w is not None and is_array(w) and _any(xp, w < 0):
+    if w is not None and is_array(w) and _min_below(xp, w, 0.0):
         raise ValueError("weight: values must be non-negative (found negative values)")
