@@ -32,7 +32,7 @@ def load(name: str) -> ModuleType:
     if name == "jax":
         import jax
 
-        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
+        jax.config.update("jax_enable_x64", True)
     return mod
 
 

@@ -10,7 +10,9 @@ as well as a hand-written kernel would, and strict is the conformance reference.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +32,16 @@ def force_generic(on: bool) -> bool:
     global _FORCE_GENERIC
     old, _FORCE_GENERIC = _FORCE_GENERIC, on
     return old
+
+
+@contextlib.contextmanager
+def generic_only() -> Iterator[None]:
+    """Within this block every call takes the generic path (for tests and benchmarks)."""
+    old = force_generic(True)
+    try:
+        yield
+    finally:
+        force_generic(old)
 
 
 def _numpy_ok(*arrays: Any) -> bool:

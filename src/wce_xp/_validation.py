@@ -58,7 +58,8 @@ def _namespace(named: dict[str, Any], xp: Any) -> ModuleType:
         )
     if found:
         return next(iter(found.values()))[0]
-    return array_namespace(np.empty(0))
+    default: ModuleType = array_namespace(np.empty(0))
+    return default
 
 
 def _is_real_floating(xp: ModuleType, dtype: Any) -> bool:

@@ -33,11 +33,7 @@ def _align(q: Any, x: Array) -> Any:
 def weighted_loss(z: Array, x: Array, q: Array | float) -> Array:
     import dask.array as da
 
-    qa = _align(q, x)
-    if isinstance(qa, float):
-        return da.map_blocks(_numpy.weighted_loss, z, x, qa, dtype=x.dtype,
-                             meta=np.empty((0,) * x.ndim, x.dtype))
-    return da.map_blocks(_numpy.weighted_loss, z, x, qa, dtype=x.dtype,
+    return da.map_blocks(_numpy.weighted_loss, z, x, _align(q, x), dtype=x.dtype,
                          meta=np.empty((0,) * x.ndim, x.dtype))
 
 

@@ -97,7 +97,7 @@ def _chunk_grad_hess(
     the right answer below the subnormal range), so no selection is needed;
     ``σ(x)σ(-x) = e/(1+e)²`` with ``e = exp(-|x|)`` keeps the Hessian's relative error small.
     """
-    y, g, a, b, t = buf.y, buf.g, buf.a, buf.b, buf.t
+    y, a, b, t = buf.y, buf.a, buf.b, buf.t
     np.multiply(zc, qc, out=a)  # a = q·z
     np.subtract(1.0, zc, out=b)  # b = 1 - z
     np.abs(xc, out=y)

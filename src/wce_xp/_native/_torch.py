@@ -79,18 +79,22 @@ def _sigmoid(x: Any) -> Any:
 def _make_function() -> Any:
     import torch
 
-    class WeightedLoss(torch.autograd.Function):
+    class WeightedLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
         def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str) -> Any:
             ctx.save_for_backward(z, x)
             ctx.q = q
+            ctx.kind = kind
             return _run(kind, "weighted_loss", z, x, q)
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
             z, x = ctx.saved_tensors
             q = ctx.q
-            # d/dx = (1 - z)·σ(x) - q·z·σ(-x), with a σ whose own derivative is
+            if not torch.is_grad_enabled():  # first-order only: the fused kernel
+                g, _ = _run(ctx.kind, "grad_hess", z, x, q)
+                return None, go * g, None, None
+            # create_graph=True: d/dx = (1 - z)·σ(x) - q·z·σ(-x), with a σ whose own derivative is
             # accurate too (torch.sigmoid's backward forms 1 - σ, which cancels)
             g = (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
             return None, go * g, None, None

@@ -1,0 +1,400 @@
+"""wce_xp against its peers, per backend, over sizes 1e3 … 1e8; writes BENCHMARKS.md.
+
+    python benchmarks/bench.py            # CPU: numpy, torch, jax, dask (+ memory, Dask 1e9)
+    python benchmarks/bench.py --quick    # a short run (sizes up to 1e6, no 1e8/1e9 runs)
+    python benchmarks/bench.py --gpu      # CuPy and torch-CUDA (on a machine with a GPU)
+
+Each run prints a table and rewrites its own section of BENCHMARKS.md (between
+``<!-- BEGIN section -->`` and ``<!-- END section -->``) with the machine's
+description, and draws ``benchmarks/throughput_<section>.png``. Ratios are taken in
+one run on one machine. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+import wce_xp  # noqa: E402
+
+Q = 2.0
+
+
+def _timeit(fn: Callable[[], Any], *, sync: Callable[[], None] = lambda: None,
+            min_time: float = 0.3, max_reps: int = 50) -> float:
+    """Median seconds of one call, after a warm-up call."""
+    fn()
+    sync()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < 5 or time.perf_counter() - start < min_time):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _data(n: int, dtype: str = "float32", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 4, n).astype(dtype)
+    z = (rng.uniform(size=n) > 0.8).astype(dtype)
+    return x, z
+
+
+def naive_numpy(z: np.ndarray, x: np.ndarray, q: float) -> np.ndarray:
+    """TensorFlow's formula, straightforwardly in NumPy (the 'straightforward formula')."""
+    lw = 1 + (q - 1) * z
+    return (1 - z) * x + lw * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    vers = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    for mod in ("torch", "jax", "dask", "optax", "cupy"):
+        try:
+            m = __import__(mod)
+            vers.append(f"{mod} {m.__version__}")
+        except Exception:
+            pass
+    return f"{cpu}, {os.cpu_count()} cores; " + ", ".join(vers)
+
+
+# ---------------------------------------------------------------- CPU
+
+
+def cpu_rows(sizes: list[int]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        torch = None  # type: ignore[assignment]
+    try:
+        import jax
+        import jax.numpy as jnp
+        import optax
+        have_optax = True
+    except ImportError:
+        jax = None  # type: ignore[assignment]
+        have_optax = False
+    for n in sizes:
+        x, z = _data(n)
+        out = np.empty_like(x)
+        r: dict[str, Any] = {"n": n}
+        r["copy"] = _timeit(lambda: np.copyto(out, x))
+        r["numpy_naive"] = _timeit(lambda: naive_numpy(z, x, Q))
+        r["wce_numpy"] = _timeit(lambda: wce_xp.weighted_cross_entropy_with_logits(z, x, Q))
+        r["wce_numpy_mean"] = _timeit(
+            lambda: wce_xp.weighted_cross_entropy_with_logits(z, x, Q, reduction="mean"))
+        if torch is not None:
+            xt, zt = torch.from_numpy(x), torch.from_numpy(z)
+            qt = torch.tensor(Q)
+            r["torch_native"] = _timeit(
+                lambda: torch.nn.functional.binary_cross_entropy_with_logits(
+                    xt, zt, pos_weight=qt, reduction="none"))
+            r["wce_torch"] = _timeit(
+                lambda: wce_xp.binary_cross_entropy_with_logits(xt, zt, pos_weight=qt,
+                                                                reduction="none"))
+            xg = xt.clone().requires_grad_(True)
+
+            def torch_native_fb() -> None:
+                torch.nn.functional.binary_cross_entropy_with_logits(
+                    xg, zt, pos_weight=qt).backward()
+
+            def wce_torch_fb() -> None:
+                wce_xp.binary_cross_entropy_with_logits(xg, zt, pos_weight=qt).backward()
+
+            r["torch_native_fwd_bwd"] = _timeit(torch_native_fb)
+            r["wce_torch_fwd_bwd"] = _timeit(wce_torch_fb)
+        if jax is not None and have_optax:
+            import optax
+
+            xj, zj = jnp.asarray(x), jnp.asarray(z)
+            f_opt = jax.jit(lambda zz, xx: optax.sigmoid_binary_cross_entropy(xx, zz))
+            f_wce = jax.jit(lambda zz, xx: wce_xp.sigmoid_cross_entropy_with_logits(zz, xx))
+            # interleave the two so that machine noise hits both alike
+            t_o, t_w = [], []
+            for _ in range(3):
+                t_o.append(_timeit(lambda: f_opt(zj, xj).block_until_ready()))
+                t_w.append(_timeit(lambda: f_wce(zj, xj).block_until_ready()))
+            r["optax_jit"] = min(t_o)
+            r["wce_jax_jit"] = min(t_w)
+        rows.append(r)
+        print(json.dumps({k: (f"{v * 1e3:.3f} ms" if k != "n" else v) for k, v in r.items()}),
+              flush=True)
+        gc.collect()
+    return rows
+
+
+def numpy_memory(n: int) -> dict[str, float]:
+    """Peak extra memory (tracemalloc, NumPy's allocations) of the elementwise call beyond
+    its output, and of the mean, with the mean's accuracy against float64."""
+    x, z = _data(n)
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    out = wce_xp.weighted_cross_entropy_with_logits(z, x, Q)
+    _, peak_el = tracemalloc.get_traced_memory()
+    del out
+    tracemalloc.reset_peak()
+    base, _ = tracemalloc.get_traced_memory()
+    mean = float(wce_xp.weighted_cross_entropy_with_logits(z, x, Q, reduction="mean"))
+    _, peak_mean = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # float64 reference, in chunks (exact inputs, float64 arithmetic, fsum of chunk sums)
+    parts = []
+    for i in range(0, n, 1 << 22):
+        parts.append(float(np.sum(wce_xp.weighted_cross_entropy_with_logits(
+            z[i:i + (1 << 22)].astype(np.float64), x[i:i + (1 << 22)].astype(np.float64), Q),
+            dtype=np.float64)))
+    ref = math.fsum(parts) / n
+    naive_mean = float(naive_numpy(z, x, Q).mean())
+    return {"n": n, "extra_elementwise_MiB": (peak_el - 4 * n) / 2**20,
+            "extra_mean_MiB": (peak_mean - base) / 2**20,
+            "mean_rel_err": abs(mean - ref) / ref,
+            "naive_numpy_mean_rel_err": abs(naive_mean - ref) / ref}
+
+
+def dask_distributed(n: int, workers: int = 2) -> dict[str, Any]:
+    """Mean over n elements generated on the workers; peak worker RSS."""
+    import dask.array as da
+    from dask.distributed import Client, LocalCluster
+
+    def peak_rss_mib() -> float:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    chunk = 1 << 23
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        rs = da.random.RandomState(0)
+        x = rs.normal(0, 4, n, chunks=chunk).astype(np.float32)
+        z = (rs.uniform(size=n, chunks=chunk) > 0.8).astype(np.float32)
+        before = client.run(peak_rss_mib)
+        t0 = time.perf_counter()
+        mean = float(wce_xp.weighted_cross_entropy_with_logits(z, x, Q, reduction="mean")
+                     .compute())
+        elapsed = time.perf_counter() - t0
+        after = client.run(peak_rss_mib)
+    return {"n": n, "workers": workers, "chunk_elements": chunk, "mean": mean,
+            "seconds": elapsed, "elements_per_s": n / elapsed,
+            "peak_worker_rss_MiB": max(after.values()),
+            "worker_rss_before_MiB": max(before.values()),
+            "chunk_MiB": chunk * 4 / 2**20}
+
+
+# ---------------------------------------------------------------- GPU
+
+
+def _gpu_one(n: int, cp: Any, torch: Any, sync: Callable[[], None]) -> dict[str, Any]:
+    xh, zh = _data(n)
+    x, z = cp.asarray(xh), cp.asarray(zh)
+    out = cp.empty_like(x)
+    r: dict[str, Any] = {"n": n}
+    r["copy"] = _timeit(lambda: cp.copyto(out, x), sync=sync)
+    r["read_sum"] = _timeit(lambda: cp.sum(x), sync=sync)
+    r["wce_cupy"] = _timeit(lambda: wce_xp.weighted_cross_entropy_with_logits(
+        z, x, Q, validate=False), sync=sync)
+    r["wce_cupy_sum"] = _timeit(lambda: wce_xp.weighted_cross_entropy_with_logits(
+        z, x, Q, reduction="sum", validate=False), sync=sync)
+    r["wce_cupy_grad_hess"] = _timeit(lambda: wce_xp.weighted_cross_entropy_grad_hess(
+        z, x, Q, validate=False), sync=sync)
+    with wce_xp._dispatch.generic_only():
+        r["generic_cupy"] = _timeit(lambda: wce_xp.weighted_cross_entropy_with_logits(
+            z, x, Q, validate=False), sync=sync)
+    xt, zt = torch.from_dlpack(x), torch.from_dlpack(z)
+    qt = torch.tensor(Q, device="cuda")
+    tsync = torch.cuda.synchronize
+    r["torch_cuda_native"] = _timeit(
+        lambda: torch.nn.functional.binary_cross_entropy_with_logits(
+            xt, zt, pos_weight=qt, reduction="none"), sync=tsync)
+    r["wce_torch_cuda"] = _timeit(
+        lambda: wce_xp.binary_cross_entropy_with_logits(xt, zt, pos_weight=qt,
+                                                        reduction="none", validate=False),
+        sync=tsync)
+    print(json.dumps({k: (f"{v * 1e3:.4f} ms" if k != "n" else v) for k, v in r.items()}),
+          flush=True)
+    return r
+
+
+def gpu_rows(sizes: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    import cupy as cp
+    import torch
+
+    sync = cp.cuda.Device().synchronize
+    rows = [_gpu_one(n, cp, torch, sync) for n in sizes]
+    big = rows[-1]
+    n = big["n"]
+    summary = {
+        "n": n,
+        "copy_GBps": 8 * n / big["copy"] / 1e9,
+        "read_GBps": 4 * n / big["read_sum"] / 1e9,
+        "loss_GBps": 12 * n / big["wce_cupy"] / 1e9,
+        "loss_vs_copy": (12 * n / big["wce_cupy"]) / (8 * n / big["copy"]),
+        "sum_GBps": 8 * n / big["wce_cupy_sum"] / 1e9,
+        "sum_vs_read": (8 * n / big["wce_cupy_sum"]) / (4 * n / big["read_sum"]),
+        "vs_torch_native": big["torch_cuda_native"] / big["wce_cupy"],
+        "torch_path_vs_native": big["torch_cuda_native"] / big["wce_torch_cuda"],
+        "vs_generic": big["generic_cupy"] / big["wce_cupy"],
+        "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(),
+    }
+    return rows, summary
+
+
+# ---------------------------------------------------------------- report
+
+
+def _fmt_rate(n: int, t: float | None) -> str:
+    return "—" if t is None else f"{n / t / 1e6:,.0f}"
+
+
+def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    head = "| n | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    body = ""
+    for r in rows:
+        cells = " | ".join(_fmt_rate(r["n"], r.get(c)) for c in cols)
+        body += f"| {r['n']:.0e} | {cells} |\n"
+    return head + body
+
+
+def chart(rows: list[dict[str, Any]], cols: list[str], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no chart", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for c in cols:
+        pts = [(r["n"], r["n"] / r[c] / 1e6) for r in rows if c in r]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=c)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("elements")
+    ax.set_ylabel("million elements / s")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"wrote {path}")
+
+
+def write_section(section: str, text: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    begin, end = f"<!-- BEGIN {section} -->", f"<!-- END {section} -->"
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in doc and end in doc:
+        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    path.write_text(doc)
+    print(f"updated {path} [{section}]")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short run: sizes up to 1e6")
+    ap.add_argument("--gpu", action="store_true", help="CuPy and torch-CUDA instead of CPU")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args()
+    when = time.strftime("%Y-%m-%d")
+    if args.gpu:
+        sizes = [10**3, 10**5, 10**6, 10**7] + ([] if args.quick else [10**8])
+        rows, s = gpu_rows(sizes)
+        cols = ["copy", "wce_cupy", "wce_cupy_sum", "wce_cupy_grad_hess", "generic_cupy",
+                "torch_cuda_native", "wce_torch_cuda"]
+        text = (f"### GPU — measured {when} on {s['device']}\n\n{machine()}\n\n"
+                f"Throughput in million elements/s (float32, pos_weight {Q}):\n\n"
+                + table(rows, cols) + "\n"
+                f"At n = {s['n']:.0e}: device-to-device copy {s['copy_GBps']:.0f} GB/s "
+                f"(read + written); fused loss kernel {s['loss_GBps']:.0f} GB/s = "
+                f"**{s['loss_vs_copy']:.0%} of copy bandwidth**; fused sum "
+                f"{s['sum_GBps']:.0f} GB/s read = **{s['sum_vs_read']:.0%} of read "
+                f"bandwidth** (`cupy.sum`); **{s['vs_torch_native']:.1f}x** PyTorch's native "
+                f"CUDA function; wce_xp on torch-CUDA tensors **{s['torch_path_vs_native']:.1f}x**"
+                f" native; fused kernel **{s['vs_generic']:.1f}x** the generic array-API path.\n\n"
+                "![GPU throughput](benchmarks/throughput_gpu.png)\n")
+        chart(rows, cols, ROOT / "benchmarks" / "throughput_gpu.png",
+              f"GPU ({s['device']}), float32")
+    else:
+        sizes = [10**3, 10**4, 10**5, 10**6] + ([] if args.quick else [10**7, 10**8])
+        rows = cpu_rows(sizes)
+        cols = ["copy", "numpy_naive", "wce_numpy", "wce_numpy_mean", "torch_native",
+                "wce_torch", "optax_jit", "wce_jax_jit"]
+        r7 = next((r for r in rows if r["n"] == 10**7), rows[-1])
+        ratios = {
+            "numpy vs torch native (none)": r7["torch_native"] / r7["wce_numpy"],
+            "numpy vs straightforward numpy": r7["numpy_naive"] / r7["wce_numpy"],
+            "torch path vs torch native (none)": r7["torch_native"] / r7["wce_torch"],
+            "torch path vs native (mean, forward+backward)":
+                r7["torch_native_fwd_bwd"] / r7["wce_torch_fwd_bwd"],
+            "jax jit vs optax jit (time ratio wce/optax)": r7["wce_jax_jit"] / r7["optax_jit"],
+        } if "torch_native" in r7 and "optax_jit" in r7 else {}
+        text = (f"### CPU — measured {when}\n\n{machine()}\n\nThroughput in million "
+                f"elements/s (float32, pos_weight {Q}, one thread for PyTorch; JAX under "
+                "`jit`):\n\n" + table(rows, cols) + "\n"
+                f"Ratios at n = {r7['n']:.0e} (higher is better for wce_xp, except the "
+                "JAX time ratio):\n\n"
+                + "".join(f"- {k}: **{v:.2f}**\n" for k, v in ratios.items()))
+        if not args.quick:
+            mem = numpy_memory(10**8)
+            print(json.dumps(mem), flush=True)
+            text += (f"\nNumPy memory at n = 1e8 float32 (tracemalloc): elementwise call "
+                     f"**{mem['extra_elementwise_MiB']:.1f} MiB** beyond its 381 MiB output; "
+                     f"`reduction=\"mean\"` **{mem['extra_mean_MiB']:.1f} MiB** peak; mean "
+                     f"relative error vs float64 **{mem['mean_rel_err']:.1e}** (the "
+                     f"straightforward formula with `.mean()` in float32: "
+                     f"{mem['naive_numpy_mean_rel_err']:.1e}).\n")
+            try:
+                dk = dask_distributed(10**9)
+                print(json.dumps(dk), flush=True)
+                text += (f"\nDask, `dask.distributed` LocalCluster of {dk['workers']} worker "
+                         f"processes x 1 thread: mean over {dk['n']:.0e} float32 elements "
+                         f"(generated on the workers, chunks of {dk['chunk_MiB']:.0f} MiB) in "
+                         f"{dk['seconds']:.1f} s ({dk['elements_per_s'] / 1e6:.0f} M/s); peak "
+                         f"worker RSS **{dk['peak_worker_rss_MiB']:.0f} MiB** "
+                         f"(before: {dk['worker_rss_before_MiB']:.0f} MiB).\n")
+            except Exception as exc:  # distributed missing or failing: say so
+                text += f"\nDask distributed run not measured: {exc}\n"
+        text += "\n![CPU throughput](benchmarks/throughput_cpu.png)\n"
+        chart(rows, cols, ROOT / "benchmarks" / "throughput_cpu.png", "CPU, float32")
+    print(text)
+    if not args.no_write:
+        write_section("gpu" if args.gpu else "cpu", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
