@@ -70,6 +70,27 @@ def test_reductions_native_equal_generic(xp, device, dtype, reduction):
             np.testing.assert_allclose(fast, ref, rtol=rtol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_reductions_native_equal_generic(xp, device, dtype):
+    """Large enough for the two-stage GPU reduction (rows of 2**14 and a tail), with
+    per-class pos_weight, per-element and per-class weights, and a mask."""
+    x, z, q, w, m = _inputs(dtype, shape=(40_000, 3), seed=7)
+    # moderate logits: the generic float32 sums of some backends would otherwise be
+    # the less accurate side of the comparison
+    x = np.clip(np.where(np.isfinite(x), x, 1.0), -50, 50).astype(dtype)
+    wfull = np.random.default_rng(8).uniform(0, 2, x.shape).astype(dtype)
+    cases = [{}, {"weight": make(xp, device, wfull)}, {"weight": make(xp, device, q)},
+             {"mask": make(xp, device, m), "weight": make(xp, device, wfull)}]
+    args = (make(xp, device, z), make(xp, device, x), make(xp, device, q))
+    for kw in cases:
+        for red in ("sum", "mean", "weighted_mean"):
+            fast = to_numpy(wce_xp.weighted_cross_entropy_with_logits(*args, reduction=red, **kw))
+            with generic():
+                ref = to_numpy(wce_xp.weighted_cross_entropy_with_logits(
+                    *args, reduction=red, **kw))
+            np.testing.assert_allclose(fast, ref, rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
 def test_reduction_with_zero_weight_on_infinite_loss(xp, device):
     x = np.array([np.inf, 1.0, -np.inf, 2.0])
     z = np.array([0.0, 1.0, 1.0, 0.0])

@@ -134,7 +134,7 @@ def _torch_reduced(
     def cp_(t: Any) -> Any:
         return t if t is None or isinstance(t, float) else cupy.from_dlpack(t.detach())
 
-    with cupy.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream):
+    with _torch.cupy_stream(x):
         res = _cupy.reduced_loss(cp_(z), cp_(x), cp_(q), weight=cp_(weight), mask=cp_(mask),
                                  reduction=reduction, axes=axes)
     return torch.from_dlpack(res)

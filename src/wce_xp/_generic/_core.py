@@ -200,9 +200,13 @@ def reduce_loss(
             if n == 0:
                 return xp.full_like(total, math.nan)
             return total / float(n)
-        denom = xp.sum(xp.astype(xp.broadcast_to(mask, shape), loss.dtype), axis=axes)
+        # counts in integers: exact at any size (a float32 count stalls at 2**24)
+        count = xp.sum(xp.astype(xp.broadcast_to(mask, shape), xp.int64), axis=axes)
+        denom = xp.astype(count, loss.dtype)
     else:  # weighted_mean
-        w = xp.ones_like(loss) if weight is None else xp.broadcast_to(weight, shape)
+        # weight·ones materializes the broadcast: a sum over a stride-0 view is
+        # accumulated sequentially by some backends (torch: 1e-4 off at 1e5 elements)
+        w = xp.ones_like(loss) if weight is None else weight * xp.ones_like(loss)
         if mask is not None:
             w = xp.where(mask, w, 0.0)
         denom = xp.sum(w, axis=axes)

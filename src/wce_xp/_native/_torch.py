@@ -58,7 +58,7 @@ def _run(kind: str, fn: str, z: Any, x: Any, q: Any) -> Any:
     from . import _cupy
 
     qc = q if isinstance(q, float) else cupy.from_dlpack(q.detach())
-    with cupy.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream):
+    with cupy_stream(x):
         res = getattr(_cupy, fn)(cupy.from_dlpack(z.detach()), cupy.from_dlpack(x.detach()), qc)
     return torch.from_dlpack(res) if fn == "weighted_loss" else tuple(
         torch.from_dlpack(r) for r in res)
@@ -74,6 +74,30 @@ def _sigmoid(x: Any) -> Any:
     xn = torch.where(pos, 0.0, x)
     en = torch.exp(xn)
     return torch.where(pos, 1.0 / (1.0 + torch.exp(-xp)), en / (1.0 + en))
+
+
+def cupy_stream(x: Any) -> Any:
+    """A context that runs CuPy on the tensor's current torch stream (a no-op on the
+    default stream, which both libraries share)."""
+    import contextlib
+
+    import cupy
+    import torch
+
+    ts = torch.cuda.current_stream(x.device)
+    if ts.cuda_stream == 0:
+        return contextlib.nullcontext()
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is not None:
+        try:
+            return from_external(ts)
+        except Exception:
+            pass
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cupy.cuda.ExternalStream(ts.cuda_stream)
 
 
 def _make_function() -> Any:
