@@ -30,10 +30,6 @@ __device__ __forceinline__ T wce_loss(T z, T x, T q) {
 }
 """
 
-# Rows per partial sum in the two-stage reduction: enough outputs to fill the GPU.
-_ROW = 1 << 14
-
-
 @functools.cache
 def _kernels() -> dict[str, Any]:
     import cupy
@@ -54,84 +50,109 @@ def _kernels() -> dict[str, Any]:
         h = (a + b) * (e / (one_e * one_e));
         """,
         "wce_xp_grad_hess")
-    # Partial sums in double. A ReductionKernel gives one thread block per output, so a
-    # reduction to a single number runs on one block; reducing rows of a (k, _ROW) view
-    # to k partials keeps the whole GPU busy, and cupy.sum (CUB) adds the k partials.
+    # Sums over some axes, accumulated in double (one thread block per output).
     total = cupy.ReductionKernel(
         "T z, T x, T q, T w, bool m", "float64 y",
         "(m && w != T(0)) ? (double)w * (double)wce_loss<T>(z, x, q) : 0.0",
         "a + b", "y = a", "0.0", "wce_xp_loss_sum",
-        reduce_type="float64", preamble=_PREAMBLE)
+        reduce_type="double", preamble=_PREAMBLE)
     return {"loss": loss, "grad_hess": grad_hess, "sum": total}
-
-
-def _scalar_or(v: Any, dtype: Any) -> Any:
-    import cupy
-
-    if isinstance(v, float):
-        return cupy.asarray(v, dtype=dtype)
-    return v
 
 
 def weighted_loss(z: Array, x: Array, q: Array | float) -> Array:
     """Elementwise loss, one kernel launch."""
-    result: Array = _kernels()["loss"](z, x, _scalar_or(q, x.dtype))
+    # A Python scalar is a kernel argument; a 0-d array would be indexed per element.
+    result: Array = _kernels()["loss"](z, x, q)
     return result
 
 
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
     """Gradient and Hessian, one kernel launch."""
-    g, h = _kernels()["grad_hess"](z, x, _scalar_or(q, x.dtype))
+    g, h = _kernels()["grad_hess"](z, x, q)
     return g, h
 
 
-def _flat_operand(v: Any, shape: tuple[int, ...], row: int) -> Any:
-    """``v`` as an operand of the (k, row) view of a flattened C-contiguous array of
-    ``shape``: 0-d stays 0-d, a full C-contiguous array is flattened, a vector along
-    the last axis is tiled to one row. None where none of these applies."""
+_SUM_SRC = r"""
+extern "C" __global__ void wce_xp_sum_T(
+        const T* z, const T* x, const T* q, long long qn, const T* w, long long wn,
+        const bool* m, long long mn, long long n, double* out) {
+    double acc = 0.0;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        T qi = q[qn == 1 ? 0 : (qn == n ? i : i % qn)];
+        T wi = w[wn == 1 ? 0 : (wn == n ? i : i % wn)];
+        bool mi = m[mn == 1 ? 0 : (mn == n ? i : i % mn)];
+        if (mi && wi != T(0)) acc += (double)wi * (double)wce_loss<T>(z[i], x[i], qi);
+    }
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+    __shared__ double warp_sums[32];
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    if (lane == 0) warp_sums[wid] = acc;
+    __syncthreads();
+    if (wid == 0) {
+        acc = lane < (int)(blockDim.x >> 5) ? warp_sums[lane] : 0.0;
+        for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+        if (lane == 0) atomicAdd(out, acc);
+    }
+}
+"""
+
+
+@functools.cache
+def _sum_kernel(ctype: str) -> Any:
     import cupy
 
+    src = _PREAMBLE + _SUM_SRC.replace("wce_xp_sum_T", f"wce_xp_sum_{ctype}").replace(
+        "const T*", f"const {ctype}*").replace("T qi", f"{ctype} qi").replace(
+        "T wi", f"{ctype} wi").replace("T(0)", f"{ctype}(0)").replace(
+        "wce_loss<T>", f"wce_loss<{ctype}>")
+    return cupy.RawKernel(src, f"wce_xp_sum_{ctype}")
+
+
+def _flat_operand(v: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """``v`` as a flat operand of the flattened C-contiguous ``shape``: length 1
+    (scalar), the full size (C-contiguous), or one row of the last axis (repeated by
+    the kernel's ``i % len``). None where none of these applies."""
+    import cupy
+
+    if isinstance(v, float | bool):
+        return cupy.asarray([v], dtype=dtype)
     if v.ndim == 0:
-        return v
+        return v.reshape(1)
     if tuple(v.shape) == shape and v.flags.c_contiguous:
         return v.reshape(-1)
     c = shape[-1] if shape else 1
-    if v.size == c and all(d == 1 for d in v.shape[:-1]) and row % c == 0:
-        return cupy.tile(v.reshape(-1), row // c)
+    if v.size == c and all(d == 1 for d in v.shape[:-1]):
+        return cupy.ascontiguousarray(v.reshape(-1))
     return None
 
 
-def _sum_all(z: Array, x: Array, q: Array, w: Array, m: Array) -> Array | None:
-    """Fused sum over every element in two stages, or None if the operands do not
-    flatten (then the caller reduces with the one-stage kernel)."""
+def _sum_all(z: Array, x: Array, q: Any, w: Any, m: Any) -> Array | None:
+    """Fused sum over every element: a grid-stride kernel, warp-shuffle block sums,
+    one double atomicAdd per block (CuPy's ReductionKernel runs a reduction to one
+    number on a single block). None if the operands do not flatten."""
     import cupy
 
-    shape = tuple(x.shape)
-    n = x.size
-    c = shape[-1] if shape else 1
-    row = max(c, (_ROW // c) * c)
-    if n < 4 * row or not (x.flags.c_contiguous and z.flags.c_contiguous):
+    if x.dtype not in (cupy.float32, cupy.float64):
         return None
-    ops = [_flat_operand(v, shape, row) for v in (q, w, m)]
+    if not (x.flags.c_contiguous and z.flags.c_contiguous) or x.size == 0:
+        return None
+    shape = tuple(x.shape)
+    ops = [_flat_operand(q, shape, x.dtype), _flat_operand(w, shape, x.dtype),
+           _flat_operand(m, shape, cupy.bool_)]
     if any(o is None for o in ops):
         return None
-    k = n // row
-    main = k * row
-    kern = _kernels()["sum"]
-
-    xf, zf = x.reshape(-1), z.reshape(-1)
-    head = slice(0, main)
-    args = [zf[head].reshape(k, row), xf[head].reshape(k, row)]
-    args += [o if o.ndim == 0 or o.shape[0] == row else o[head].reshape(k, row) for o in ops]
-    partials = kern(*args, axis=1)
-    total = cupy.sum(partials)
-    if main < n:
-        tail = slice(main, n)
-        targs = [zf[tail], xf[tail]]
-        targs += [o if o.ndim == 0 else (o[: n - main] if o.shape[0] == row else o[tail])
-                  for o in ops]
-        total = total + kern(*targs, axis=0)
-    return total
+    n = x.size
+    out = cupy.zeros(1, dtype=cupy.float64)
+    threads = 256
+    blocks = int(min((n + threads - 1) // threads,
+                     cupy.cuda.Device().attributes["MultiProcessorCount"] * 8))
+    ctype = "float" if x.dtype == cupy.float32 else "double"
+    qf, wf, mf = ops
+    _sum_kernel(ctype)((blocks,), (threads,), (
+        z.reshape(-1), x.reshape(-1), qf, cupy.int64(qf.size), wf, cupy.int64(wf.size),
+        mf, cupy.int64(mf.size), cupy.int64(n), out))
+    return out.reshape(())
 
 
 def reduced_loss(
@@ -149,14 +170,14 @@ def reduced_loss(
     Masked elements were zeroed in ``z`` and ``x`` (the kernel skips them anyway)."""
     import cupy
 
-    qa = _scalar_or(q, x.dtype)
-    w = _scalar_or(1.0, x.dtype) if weight is None else weight
-    m = cupy.asarray(True) if mask is None else mask
     total = None
     if axes == tuple(range(x.ndim)):
-        total = _sum_all(z, x, qa, w, m)
-    if total is None:
-        total = _kernels()["sum"](z, x, qa, w, m, axis=axes)
+        total = _sum_all(z, x, q, 1.0 if weight is None else weight,
+                         True if mask is None else mask)
+    if total is None:  # other axes: one block per output is the right shape of work
+        w0 = cupy.asarray(1.0, dtype=x.dtype) if weight is None else weight
+        m0 = cupy.asarray(True) if mask is None else mask
+        total = _kernels()["sum"](z, x, q, w0, m0, axis=axes)
     if reduction == "sum":
         return total.astype(x.dtype)
     if reduction == "mean":
@@ -168,7 +189,8 @@ def reduced_loss(
         else:
             denom = cupy.sum(cupy.broadcast_to(mask, x.shape), axis=axes, dtype=cupy.float64)
     else:
-        wb = cupy.broadcast_to(w, x.shape)
+        one = cupy.asarray(1.0, dtype=x.dtype)
+        wb = cupy.broadcast_to(one if weight is None else weight, x.shape)
         if mask is not None:
             wb = cupy.where(cupy.broadcast_to(mask, x.shape), wb, 0)
         denom = cupy.sum(wb, axis=axes, dtype=cupy.float64)
