@@ -78,27 +78,7 @@ extern "C" __global__ void wce_xp_sum_T(
         const bool* m, long long mn, long long n, double* out) {
     double acc = 0.0;
     long long stride = (long long)gridDim.x * blockDim.x;
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    // Four independent elements per iteration: more loads in flight per thread.
-    for (; i + 3 * stride < n; i += 4 * stride) {
-        T zv[4], xv[4], qv[4], wv[4];
-        bool mv[4];
-        #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            long long j = i + k * stride;
-            zv[k] = z[j];
-            xv[k] = x[j];
-            qv[k] = q[qn == 1 ? 0 : (qn == n ? j : j % qn)];
-            wv[k] = w[wn == 1 ? 0 : (wn == n ? j : j % wn)];
-            mv[k] = m[mn == 1 ? 0 : (mn == n ? j : j % mn)];
-        }
-        #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            if (mv[k] && wv[k] != T(0))
-                acc += (double)wv[k] * (double)wce_loss<T>(zv[k], xv[k], qv[k]);
-        }
-    }
-    for (; i < n; i += stride) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         T qi = q[qn == 1 ? 0 : (qn == n ? i : i % qn)];
         T wi = w[wn == 1 ? 0 : (wn == n ? i : i % wn)];
         bool mi = m[mn == 1 ? 0 : (mn == n ? i : i % mn)];
@@ -122,8 +102,10 @@ extern "C" __global__ void wce_xp_sum_T(
 def _sum_kernel(ctype: str) -> Any:
     import cupy
 
-    src = _PREAMBLE + f"typedef {ctype} T;\n" + _SUM_SRC.replace(
-        "wce_xp_sum_T", f"wce_xp_sum_{ctype}")
+    src = _PREAMBLE + _SUM_SRC.replace("wce_xp_sum_T", f"wce_xp_sum_{ctype}").replace(
+        "const T*", f"const {ctype}*").replace("T qi", f"{ctype} qi").replace(
+        "T wi", f"{ctype} wi").replace("T(0)", f"{ctype}(0)").replace(
+        "wce_loss<T>", f"wce_loss<{ctype}>")
     return cupy.RawKernel(src, f"wce_xp_sum_{ctype}")
 
 
