@@ -74,7 +74,7 @@ def test_reductions_native_equal_generic(xp, device, dtype, reduction):
 def test_large_reductions_native_equal_generic(xp, device, dtype):
     """Large enough for the two-stage GPU reduction (rows of 2**14 and a tail), with
     per-class pos_weight, per-element and per-class weights, and a mask."""
-    x, z, q, w, m = _inputs(dtype, shape=(40_000, 3), seed=7)
+    x, z, q, _w, m = _inputs(dtype, shape=(40_000, 3), seed=7)
     # moderate logits: the generic float32 sums of some backends would otherwise be
     # the less accurate side of the comparison
     x = np.clip(np.where(np.isfinite(x), x, 1.0), -50, 50).astype(dtype)

@@ -6,6 +6,7 @@ import importlib
 from types import ModuleType
 
 BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
+CLI_BACKENDS = ("numpy", "torch", "cupy", "jax", "dask")
 
 MODULES = {"numpy": "numpy", "array_api_strict": "array_api_strict", "torch": "torch",
            "jax": "jax.numpy", "dask": "dask.array", "cupy": "cupy"}

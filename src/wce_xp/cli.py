@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import _backends
+from ._compat import array_namespace
+from ._io import ArrayReader, InputError, parse_pos_weight
 from ._loss import weighted_cross_entropy_with_logits
 
 TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
@@ -54,16 +64,393 @@ def demo(out: object = sys.stdout) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- eval
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with bad usage reported as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(message)
+
+
+def _open_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    logits = ArrayReader(args.logits, "LOGITS")
+    labels = ArrayReader(args.labels, "LABELS")
+    if logits.dtype.kind == "b":
+        raise InputError(f"{logits.label}: boolean logits (expected numbers)")
+    if labels.rows != logits.rows:
+        raise InputError(f"LOGITS and LABELS have different numbers of rows: "
+                         f"{logits.rows} and {labels.rows}")
+    if labels.shape[1:] != logits.shape[1:]:
+        raise InputError(f"LOGITS and LABELS have different numbers of classes: "
+                         f"shape {logits.shape} and {labels.shape}")
+    out: dict[str, Any] = {"logits": logits, "labels": labels, "weight": None, "mask": None}
+    n, c = logits.rows, logits.classes
+    for name, role in (("weight", "--weight"), ("mask", "--mask")):
+        spec = getattr(args, name)
+        if spec is None:
+            continue
+        r = ArrayReader(spec, role)
+        if name == "mask" and r.dtype.kind != "b":
+            raise InputError(f"{r.label}: expected a boolean array (True = keep), "
+                             f"got dtype {r.dtype}")
+        if r.rows != n or (len(r.shape) == 2 and r.shape[1:] != logits.shape[1:]):
+            raise InputError(f"{r.label}: shape {r.shape} fits neither (N,) nor the logits' "
+                             f"{logits.shape} (N = {n} rows, {c} classes)")
+        out[name] = r
+    return out
+
+
+def _backend(name: str, device: str | None) -> tuple[Any, Any]:
+    """(array namespace module, device object) for a backend name."""
+    try:
+        mod = _backends.load(name)
+    except _backends.BackendUnavailable as exc:
+        raise InputError(f"--backend: {exc}") from None
+    if device is None:
+        return mod, None
+    try:
+        if name == "torch":
+            import torch
+
+            return mod, torch.device(device)
+        if name == "cupy":
+            return mod, mod.cuda.Device(int(device))
+        if name == "jax":
+            import jax
+
+            platform, _, idx = device.partition(":")
+            return mod, jax.devices(platform)[int(idx or 0)]
+    except Exception as exc:
+        raise InputError(f"--device: '{device}' is not a device of {name} ({exc})") from None
+    if device != "cpu":
+        raise InputError(f"--device: {name} runs on the CPU only (got '{device}')")
+    return mod, None
+
+
+def _chunk_stats(
+    inputs: dict[str, Any], i0: int, i1: int, q: Any, smoothing: float,
+    backend: str, device: Any,
+) -> dict[str, Any]:
+    """One chunk of rows: the loss sums per class through the library, and the counts.
+
+    Runs in this process for eager backends and on a worker for Dask (the chunk is read
+    from the file there). Values are checked on the host copy of the chunk first.
+    """
+    x = inputs["logits"].read(i0, i1)
+    z = inputs["labels"].read(i0, i1)
+    w = inputs["weight"].read(i0, i1) if inputs["weight"] is not None else None
+    m = inputs["mask"].read(i0, i1) if inputs["mask"] is not None else None
+    one_d = x.ndim == 1
+    keep = np.ones(x.shape, bool) if m is None else np.broadcast_to(
+        m if m.ndim == x.ndim else m.reshape(-1, 1), x.shape)
+    st: dict[str, Any] = {"rows": i1 - i0}
+    bad_x = ~np.isfinite(x) & keep if x.dtype.kind == "f" else np.zeros(x.shape, bool)
+    bad_rows = np.flatnonzero(bad_x.reshape(len(x), -1).any(axis=1))
+    st["nan_count"] = int(bad_x.sum())
+    st["nan_first_row"] = int(i0 + bad_rows[0]) if bad_rows.size else None
+    with np.errstate(invalid="ignore"):
+        bad_z = ((z < 0) | (z > 1) | np.isnan(z) if z.dtype.kind == "f" else (z < 0) | (z > 1))
+    bad_z = bad_z & keep
+    zrows = np.flatnonzero(bad_z.reshape(len(z), -1).any(axis=1))
+    st["label_first_row"] = int(i0 + zrows[0]) if zrows.size else None
+    if w is not None:
+        wrows = np.flatnonzero((w < 0).reshape(len(w), -1).any(axis=1))
+        st["weight_first_row"] = int(i0 + wrows[0]) if wrows.size else None
+    if st["nan_count"] or st["label_first_row"] is not None or st.get("weight_first_row"):
+        return st
+    fdt = np.float32 if x.dtype in (np.float16, np.float32) else np.float64
+    zf = z.astype(fdt)
+    keepf = keep.astype(np.float64)
+    axis = 0
+    st["count"] = keepf.sum(axis=axis).reshape(-1) if not one_d else np.array([keepf.sum()])
+    zk = np.where(keep, zf, 0)
+    st["pos"] = np.atleast_1d(zk.sum(axis=axis, dtype=np.float64))
+    st["neg"] = np.atleast_1d(np.where(keep, 1 - zf, 0).sum(axis=axis, dtype=np.float64))
+    wb = None
+    if w is not None:
+        wb = w.astype(fdt) if w.ndim == x.ndim else w.astype(fdt).reshape(-1, 1)
+        wk = np.where(keep, np.broadcast_to(wb, x.shape), 0)
+        st["wsum"] = np.atleast_1d(wk.sum(axis=axis, dtype=np.float64))
+    else:
+        st["wsum"] = st["count"]
+    if q is None:  # the first pass of --pos-weight auto: counts only
+        return st
+    # a Dask worker evaluates its chunk with NumPy; eager backends get device arrays
+    mod = np if backend == "dask" else _backends.load(backend)
+    xp = array_namespace(mod.asarray(np.zeros(1)))
+    kw = {} if device is None else {"device": device}
+
+    def arr(a: Any) -> Any:
+        return None if a is None else xp.asarray(a, **kw)
+
+    qa = q if isinstance(q, float) else arr(np.asarray(q, dtype=fdt))
+    total = weighted_cross_entropy_with_logits(
+        arr(zf), arr(x.astype(fdt)), qa, weight=arr(wb),
+        mask=None if m is None else arr(np.ascontiguousarray(keep)),
+        label_smoothing=smoothing, reduction="sum", axis=None if one_d else 0,
+        validate=False)
+    st["sum"] = np.atleast_1d(_to_numpy(total).astype(np.float64))
+    return st
+
+
+def _chunks(n: int, rows: int) -> list[tuple[int, int]]:
+    return [(i, min(i + rows, n)) for i in range(0, n, rows)] or [(0, 0)]
+
+
+class _Progress:
+    """A rich progress bar on stderr, shown only on a terminal, after about a second."""
+
+    def __init__(self, total: int, enabled: bool, label: str) -> None:
+        self.total, self.enabled, self.label = total, enabled, label
+        self.start = time.perf_counter()
+        self.done = 0
+        self.bar: Any = None
+        self.task: Any = None
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        if not self.enabled:
+            return
+        if self.bar is None and time.perf_counter() - self.start > 1.0:
+            try:
+                from rich.console import Console
+                from rich.progress import Progress
+            except ImportError:
+                self.enabled = False
+                return
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total, completed=self.done)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _run_chunks(
+    inputs: dict[str, Any], q: Any, args: argparse.Namespace, device: Any, label: str,
+) -> list[dict[str, Any]]:
+    n = inputs["logits"].rows
+    chunks = _chunks(n, args.chunk_rows)
+    progress = _Progress(n, sys.stderr.isatty() and not args.quiet, label)
+    results: list[dict[str, Any]] = []
+    try:
+        if args.backend == "dask":
+            results = _run_dask(inputs, chunks, q, args, progress)
+        else:
+            for i0, i1 in chunks:
+                results.append(_chunk_stats(inputs, i0, i1, q, args.label_smoothing,
+                                            args.backend, device))
+                progress.advance(i1 - i0)
+    finally:
+        progress.close()
+    _raise_on_bad_values(inputs, results)
+    return results
+
+
+def _run_dask(inputs: dict[str, Any], chunks: list[tuple[int, int]], q: Any,
+              args: argparse.Namespace, progress: _Progress) -> list[dict[str, Any]]:
+    import dask
+
+    tasks = [dask.delayed(_chunk_stats)(inputs, i0, i1, q, args.label_smoothing, "dask", None)
+             for i0, i1 in chunks]
+    if args.scheduler is None:
+        out: list[dict[str, Any]] = list(dask.compute(*tasks))
+        progress.advance(inputs["logits"].rows)
+        return out
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    try:
+        if args.scheduler == "local":
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(args.scheduler, timeout=10)
+    except Exception as exc:
+        raise InputError(f"--scheduler: cannot connect to '{args.scheduler}' ({exc})") from None
+    try:
+        futures = client.compute(tasks)
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[dict[str, Any]] = [{} for _ in futures]
+        for fut in as_completed(futures):
+            res = fut.result()
+            results[index[fut.key]] = res
+            progress.advance(res["rows"])
+        return results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _raise_on_bad_values(inputs: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    nan = sum(r.get("nan_count", 0) for r in results)
+    if nan:
+        first = min(r["nan_first_row"] for r in results if r.get("nan_first_row") is not None)
+        raise InputError(f"{inputs['logits'].label}: {nan} NaN or infinite logit(s), "
+                         f"the first in row {first}")
+    rows = [r["label_first_row"] for r in results if r.get("label_first_row") is not None]
+    if rows:
+        raise InputError(f"{inputs['labels'].label}: labels outside [0, 1] "
+                         f"(first in row {min(rows)})")
+    rows = [r["weight_first_row"] for r in results if r.get("weight_first_row") is not None]
+    if rows:
+        raise InputError(f"{inputs['weight'].label}: negative weights (first in row {min(rows)})")
+
+
+def _sum(results: list[dict[str, Any]], key: str) -> np.ndarray:
+    parts = [r[key] for r in results if key in r]
+    return np.sum(parts, axis=0) if parts else np.zeros(1)
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``wce-xp eval``; returns the report (raises InputError on bad input)."""
+    t0 = time.perf_counter()
+    if args.chunk_rows < 1:
+        raise InputError(f"--chunk-rows: expected a positive number of rows, got {args.chunk_rows}")
+    if not 0.0 <= args.label_smoothing <= 1.0:
+        raise InputError(f"--label-smoothing: expected a number in [0, 1], "
+                         f"got {args.label_smoothing}")
+    if args.scheduler is not None and args.backend != "dask":
+        raise InputError("--scheduler: only with --backend dask")
+    inputs = _open_inputs(args)
+    classes = inputs["logits"].classes
+    q = parse_pos_weight(args.pos_weight, classes)
+    _, device = _backend(args.backend, args.device)
+    if isinstance(q, str):  # auto: negatives / positives per class, in a first pass
+        first = _run_chunks(inputs, None, args, device, "counting")
+        pos, neg = _sum(first, "pos"), _sum(first, "neg")
+        none = np.flatnonzero(pos == 0)
+        if none.size:
+            raise InputError(f"--pos-weight auto: class(es) {none.tolist()[:20]} have no "
+                             "positive label")
+        q = neg / pos
+        q = float(q[0]) if q.size == 1 else q
+    results = _run_chunks(inputs, q, args, device, "evaluating")
+    sums, counts, wsums = _sum(results, "sum"), _sum(results, "count"), _sum(results, "wsum")
+    denom = {"mean": counts, "sum": np.ones_like(sums), "weighted_mean": wsums}[args.reduction]
+    total_denom = 1.0 if args.reduction == "sum" else float(denom.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class_loss = sums / denom
+    loss = float(sums.sum()) / total_denom if total_denom else math.nan
+    n_el = inputs["logits"].rows * classes
+    elapsed = time.perf_counter() - t0
+    qs = np.broadcast_to(np.asarray(q, dtype=np.float64), (classes,))
+    pos, neg = _sum(results, "pos"), _sum(results, "neg")
+    report: dict[str, Any] = {
+        "loss": loss,
+        "reduction": args.reduction,
+        "n_elements": n_el,
+        "n_masked": int(n_el - round(float(counts.sum()))),
+        "backend": args.backend,
+        "pos_weight": [float(v) for v in qs],
+        "per_class": [
+            {"class": c, "loss": float(per_class_loss[c]), "positives": float(pos[c]),
+             "negatives": float(neg[c]), "pos_weight": float(qs[c])}
+            for c in range(classes)
+        ] if args.per_class else [],
+        "elapsed_s": elapsed,
+        "elements_per_s": n_el / elapsed if elapsed > 0 else math.inf,
+    }
+    return report
+
+
+def _num(v: float) -> str:
+    return "nan" if isinstance(v, float) and math.isnan(v) else f"{v:.6g}"
+
+
+def format_table(report: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        f"wce-xp eval {args.logits} {args.labels}",
+        f"  backend       {report['backend']}",
+        f"  reduction     {report['reduction']}",
+        f"  loss          {_num(report['loss'])}",
+        f"  elements      {report['n_elements']:,} ({report['n_masked']:,} masked)",
+        f"  pos_weight    {', '.join(_num(v) for v in report['pos_weight'][:8])}"
+        + (" ..." if len(report["pos_weight"]) > 8 else ""),
+        f"  elapsed       {report['elapsed_s']:.3f} s "
+        f"({report['elements_per_s']:,.0f} elements/s)",
+    ]
+    if report["per_class"]:
+        rows = [("class", "loss", "positives", "negatives", "pos_weight")]
+        rows += [(str(r["class"]), _num(r["loss"]), _num(r["positives"]), _num(r["negatives"]),
+                  _num(r["pos_weight"])) for r in report["per_class"]]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines.append("")
+        for r in rows:
+            lines.append("  " + "  ".join(v.rjust(wd) for v, wd in zip(r, widths, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"--output: '{path}' is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
+                                   prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"--output: cannot write in '{target.parent}' ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="wce-xp", description="Weighted sigmoid cross-entropy on any array backend.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="wce-xp",
+                description="Weighted sigmoid cross-entropy on any array backend.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("demo", help="run TensorFlow's example on every installed backend")
+    e = sub.add_parser("eval", help="evaluate prediction files (logits and labels)")
+    e.add_argument("logits", metavar="LOGITS", help=".npy, .npz[:name] or .parquet[:cols]")
+    e.add_argument("labels", metavar="LABELS", help=".npy, .npz[:name] or .parquet[:cols]")
+    e.add_argument("--pos-weight", default="1",
+                   help="a number, a comma list (one per class), a .npy file, or 'auto'")
+    e.add_argument("--weight", help="weights file, (N,) or (N, C)")
+    e.add_argument("--mask", help="boolean file, (N,) or (N, C); False = missing label")
+    e.add_argument("--label-smoothing", type=float, default=0.0)
+    e.add_argument("--reduction", choices=("mean", "sum", "weighted_mean"), default="mean")
+    e.add_argument("--per-class", action="store_true", help="report each class too")
+    e.add_argument("--backend", choices=_backends.CLI_BACKENDS, default="numpy")
+    e.add_argument("--device", help="torch: cpu|cuda[:i]; cupy: i; jax: platform[:i]")
+    e.add_argument("--chunk-rows", type=int, default=1 << 20)
+    e.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a LocalCluster")
+    e.add_argument("--format", choices=("table", "json"), default="table")
+    e.add_argument("--output", help="also write the report to this file (atomically)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        return demo()
-    return 2  # pragma: no cover
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "demo":
+            return demo()
+        report = evaluate(args)
+    except InputError as exc:
+        print(f"wce-xp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wce-xp: interrupted", file=sys.stderr)
+        return 130
+    text = json.dumps(report, indent=2) + "\n" if args.format == "json" else format_table(
+        report, args)
+    try:
+        if args.output:
+            _write_atomic(args.output, text)
+    except InputError as exc:
+        print(f"wce-xp: error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0

@@ -1,0 +1,170 @@
+"""Chunked readers for the command line: .npy (memory-mapped per chunk), .npz, .parquet.
+
+Every error is a :class:`InputError` whose message names the file and the problem;
+the command line turns it into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class InputError(Exception):
+    """Bad input: the message is shown to the user as it is."""
+
+
+def _split_spec(spec: str) -> tuple[Path, str | None]:
+    """``file.npz:name`` → (file.npz, name); other paths have no name."""
+    for suffix in (".npz:", ".parquet:"):
+        if suffix in spec:
+            i = spec.index(suffix) + len(suffix) - 1
+            return Path(spec[:i]), spec[i + 1:] or None
+    return Path(spec), None
+
+
+class ArrayReader:
+    """Rows ``[i0, i1)`` of a 1-D or 2-D numeric array stored in a file.
+
+    ``.npy`` files are memory-mapped anew for every chunk and the chunk is copied out,
+    so the mapping (and the pages it made resident) is released after each chunk and
+    the process's memory stays bounded by the chunk size, not the file size.
+    ``.npz`` members and ``.parquet`` tables are read whole (compressed members
+    cannot be mapped; a Parquet file's columns are its classes).
+    """
+
+    def __init__(self, spec: str, role: str) -> None:
+        self.spec = spec
+        self.role = role
+        self.path, self.name = _split_spec(spec)
+        self._whole: np.ndarray | None = None
+        label = f"{role} file '{spec}'"
+        self.label = label
+        if not self.path.exists():
+            raise InputError(f"{label}: no such file")
+        if not self.path.is_file():
+            raise InputError(f"{label}: not a regular file")
+        try:
+            with open(self.path, "rb"):
+                pass
+        except OSError as exc:
+            raise InputError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+        suffix = self.path.suffix.lower()
+        if suffix == ".npy":
+            self._probe_npy()
+        elif suffix == ".npz":
+            self._whole = self._load_npz()
+        elif suffix == ".parquet":
+            self._whole = self._load_parquet()
+        else:
+            raise InputError(f"{label}: unknown file type (expected .npy, .npz or .parquet)")
+        if self._whole is not None:
+            self.shape = tuple(self._whole.shape)
+            self.dtype = self._whole.dtype
+        self._check_dtype()
+        if len(self.shape) not in (1, 2):
+            raise InputError(f"{label}: expected shape (N,) or (N, C), got {self.shape}")
+
+    def _probe_npy(self) -> None:
+        try:
+            arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{self.label}: not a valid .npy file ({exc})") from None
+        self.shape = tuple(arr.shape)
+        self.dtype = arr.dtype
+        del arr
+
+    def _load_npz(self) -> np.ndarray:
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                names = list(z.files)
+                if self.name is None:
+                    if len(names) != 1:
+                        raise InputError(
+                            f"{self.label}: holds {len(names)} arrays ({', '.join(names)}); "
+                            f"name one as '{self.path}:NAME'")
+                    key = names[0]
+                elif self.name not in names:
+                    raise InputError(f"{self.label}: no array named '{self.name}' "
+                                     f"(it holds: {', '.join(names) or 'nothing'})")
+                else:
+                    key = self.name
+                return np.asarray(z[key])
+        except InputError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise InputError(f"{self.label}: not a valid .npz file ({exc})") from None
+
+    def _load_parquet(self) -> np.ndarray:
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise InputError(f"{self.label}: reading Parquet needs pyarrow "
+                             "(pip install 'wce_xp[parquet]')") from None
+        try:
+            table = pq.read_table(self.path)
+        except Exception as exc:
+            raise InputError(f"{self.label}: not a valid Parquet file ({exc})") from None
+        cols = table.column_names
+        if self.name is not None:
+            want = self.name.split(",")
+            missing = [c for c in want if c not in cols]
+            if missing:
+                raise InputError(f"{self.label}: no column(s) {', '.join(missing)} "
+                                 f"(it has: {', '.join(cols)})")
+            cols = want
+        try:
+            data = [table.column(c).to_numpy() for c in cols]
+        except Exception as exc:
+            raise InputError(f"{self.label}: columns are not numeric ({exc})") from None
+        return data[0] if len(data) == 1 else np.stack(data, axis=1)
+
+    def _check_dtype(self) -> None:
+        if self.dtype.kind not in "biuf":
+            raise InputError(f"{self.label}: dtype {self.dtype} is not numeric "
+                             "(expected bool, integer or floating)")
+
+    @property
+    def rows(self) -> int:
+        return int(self.shape[0])
+
+    @property
+    def classes(self) -> int:
+        return int(self.shape[1]) if len(self.shape) == 2 else 1
+
+    def read(self, i0: int, i1: int) -> np.ndarray:
+        """A NumPy copy of rows [i0, i1)."""
+        if self._whole is not None:
+            return self._whole[i0:i1]
+        try:
+            arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            out = np.array(arr[i0:i1])
+            del arr  # unmaps: the pages this chunk touched leave the process
+            return out
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{self.label}: read failed at rows {i0}..{i1} ({exc})") from None
+
+
+def parse_pos_weight(value: str, classes: int) -> Any:
+    """``--pos-weight``: a number, a comma list (one per class), a .npy file, or 'auto'."""
+    if value == "auto":
+        return "auto"
+    path = Path(value)
+    if value.endswith(".npy"):
+        reader = ArrayReader(value, "--pos-weight")
+        q = reader.read(0, reader.rows).astype(np.float64).reshape(-1)
+    else:
+        try:
+            q = np.array([float(v) for v in value.split(",")], dtype=np.float64)
+        except ValueError:
+            hint = " (no such file)" if path.suffix else ""
+            raise InputError(f"--pos-weight: expected a number, a comma-separated list, "
+                             f"a .npy file or 'auto', got '{value}'{hint}") from None
+    if q.size not in (1, classes):
+        raise InputError(f"--pos-weight: {q.size} values for {classes} classes")
+    if np.any(np.isnan(q)) or np.any(q < 0):
+        raise InputError("--pos-weight: values must be non-negative numbers")
+    return q if q.size > 1 else float(q[0])

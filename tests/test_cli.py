@@ -1,0 +1,204 @@
+"""The wce-xp command line, run as a subprocess on small generated files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import wce_xp
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "wce_xp", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 3, (500, 3)).astype(np.float32)
+    z = (rng.uniform(size=(500, 3)) > 0.7).astype(np.float32)
+    w = rng.uniform(0, 2, 500).astype(np.float32)
+    m = rng.uniform(size=(500, 3)) > 0.1
+    for name, a in dict(x=x, z=z, w=w, m=m, x1=x[:, 0], z1=z[:, 0], q=np.array([1.0, 2, 3]),
+                        xs=np.array(["a", "b"]), z2=z[:400], z4=np.ones((500, 4), np.float32),
+                        zbad=np.where(z > 0, 1.5, 0).astype(np.float32),
+                        wneg=-w, mf=m.astype(np.float32)).items():
+        np.save(d / f"{name}.npy", a)
+    xn = x.copy()
+    xn[[7, 9], 1] = np.nan
+    xn[20, 0] = np.inf
+    np.save(d / "xnan.npy", xn)
+    np.savez(d / "both.npz", logits=x, labels=z)
+    np.savez(d / "one.npz", x)
+    (d / "trunc.npy").write_bytes((d / "x.npy").read_bytes()[:300])
+    (d / "magic.npy").write_bytes(b"NOTNUMPY" + b"\0" * 100)
+    return d, x, z, w, m
+
+
+def _err(res, *words):
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wce-xp: error:"), res.stderr
+    assert "Traceback" not in res.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def test_demo_runs_on_every_installed_backend():
+    res = run("demo")
+    assert res.returncode == 0, res.stderr
+    assert "numpy (numpy.ndarray, float32)" in res.stdout
+    assert "largest difference between backends" in res.stdout
+
+
+def test_eval_json_per_class_equals_the_library(files, tmp_path):
+    d, x, z, w, m = files
+    out = tmp_path / "report.json"
+    res = run("eval", d / "x.npy", d / "z.npy", "--pos-weight", "1,2,3", "--weight",
+              d / "w.npy", "--mask", d / "m.npy", "--per-class", "--format", "json",
+              "--output", out, "--chunk-rows", 64)
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert json.loads(out.read_text()) == rep
+    assert set(rep) == {"loss", "reduction", "n_elements", "n_masked", "backend", "pos_weight",
+                        "per_class", "elapsed_s", "elements_per_s"}
+    q = np.array([1.0, 2.0, 3.0])
+    kw = dict(weight=w[:, None], mask=m, reduction="mean")
+    want = wce_xp.weighted_cross_entropy_with_logits(z.astype(float), x.astype(float), q, **kw)
+    per = wce_xp.weighted_cross_entropy_with_logits(z.astype(float), x.astype(float), q,
+                                                    axis=0, **kw)
+    assert rep["loss"] == pytest.approx(float(want), rel=1e-6)
+    assert [c["loss"] for c in rep["per_class"]] == pytest.approx(list(per), rel=1e-6)
+    assert rep["n_elements"] == 1500 and rep["n_masked"] == int((~m).sum())
+    assert rep["pos_weight"] == [1.0, 2.0, 3.0]
+    assert [c["positives"] for c in rep["per_class"]] == list((z * m).sum(axis=0))
+
+
+@pytest.mark.parametrize("reduction", ["sum", "weighted_mean"])
+def test_eval_table_and_reductions(files, reduction):
+    d, x, z, w, _m = files
+    res = run("eval", d / "x1.npy", d / "z1.npy", "--reduction", reduction, "--weight",
+              d / "w.npy", "--label-smoothing", "0.1", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "loss" in res.stdout and reduction in res.stdout
+    want = wce_xp.weighted_cross_entropy_with_logits(
+        z[:, 0].astype(float), x[:, 0].astype(float), 1.0, weight=w.astype(float),
+        label_smoothing=0.1, reduction=reduction)
+    got = float(res.stdout.split("loss")[1].split()[0])
+    assert got == pytest.approx(float(want), rel=1e-5)
+
+
+def test_eval_npz_members_and_pos_weight_auto(files):
+    d, _x, z, *_ = files
+    res = run("eval", f"{d / 'both.npz'}:logits", f"{d / 'both.npz'}:labels",
+              "--pos-weight", "auto", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    q = wce_xp.pos_weight_from_labels(z.astype(float))
+    assert rep["pos_weight"] == pytest.approx(list(q))
+    res = run("eval", d / "one.npz", d / "z.npy", "--format", "json")
+    assert res.returncode == 0, res.stderr
+
+
+def test_eval_parquet(files, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    _d, x, z, *_ = files
+    pq.write_table(pa.table({f"c{i}": x[:, i] for i in range(3)}), tmp_path / "x.parquet")
+    pq.write_table(pa.table({f"c{i}": z[:, i] for i in range(3)}), tmp_path / "z.parquet")
+    res = run("eval", tmp_path / "x.parquet", tmp_path / "z.parquet", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    want = wce_xp.sigmoid_cross_entropy_with_logits(z, x, reduction="mean")
+    assert json.loads(res.stdout)["loss"] == pytest.approx(float(want), rel=1e-6)
+
+
+@pytest.mark.parametrize("other", ["torch", "jax", "dask"])
+def test_eval_other_backends_equal_numpy(files, other):
+    pytest.importorskip({"torch": "torch", "jax": "jax", "dask": "dask.array"}[other])
+    d, *_ = files
+    args = ["eval", d / "x.npy", d / "z.npy", "--pos-weight", "2", "--per-class", "--format",
+            "json", "--chunk-rows", 100]
+    ref = json.loads(run(*args).stdout)
+    res = run(*args, "--backend", other)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["backend"] == other
+    assert got["loss"] == pytest.approx(ref["loss"], rel=1e-6)
+
+
+def test_eval_dask_local_cluster_equals_numpy(files):
+    pytest.importorskip("dask.distributed")
+    d, *_ = files
+    args = ["eval", d / "x.npy", d / "z.npy", "--per-class", "--format", "json",
+            "--chunk-rows", 128, "--mask", d / "m.npy"]
+    ref = json.loads(run(*args).stdout)
+    res = run(*args, "--backend", "dask", "--scheduler", "local")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["loss"] == pytest.approx(ref["loss"], rel=1e-6)
+    assert [c["loss"] for c in got["per_class"]] == pytest.approx(
+        [c["loss"] for c in ref["per_class"]], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["missing.npy", "z.npy"], ["LOGITS file", "missing.npy", "no such file"]),
+        (["x.npy", "."], ["LABELS file", "not a regular file"]),
+        (["trunc.npy", "z.npy"], ["trunc.npy", "not a valid .npy file"]),
+        (["magic.npy", "z.npy"], ["magic.npy", "not a valid .npy file"]),
+        (["both.npz:nope", "z.npy"], ["both.npz:nope", "no array named 'nope'", "logits"]),
+        (["both.npz", "z.npy"], ["holds 2 arrays"]),
+        (["xs.npy", "z.npy"], ["xs.npy", "not numeric"]),
+        (["x.npy", "z2.npy"], ["different numbers of rows", "500", "400"]),
+        (["x.npy", "z4.npy"], ["different numbers of classes"]),
+        (["x.npy", "z.npy", "--pos-weight", "1,2"], ["--pos-weight", "2 values for 3 classes"]),
+        (["x.npy", "z.npy", "--pos-weight", "-1"], ["--pos-weight", "non-negative"]),
+        (["x.npy", "z.npy", "--pos-weight", "lots"], ["--pos-weight", "'lots'"]),
+        (["x.npy", "z.npy", "--weight", "wneg.npy"], ["--weight file", "negative weights"]),
+        (["x.npy", "zbad.npy"], ["LABELS file", "outside [0, 1]", "first in row 2"]),
+        (["xnan.npy", "z.npy"], ["LOGITS file", "3 NaN or infinite", "row 7"]),
+        (["x.npy", "z.npy", "--mask", "mf.npy"], ["--mask file", "boolean"]),
+        (["x.npy", "z.npy", "--backend", "mxnet"], ["--backend", "mxnet"]),
+        (["x.npy", "z.npy", "--label-smoothing", "2"], ["--label-smoothing"]),
+        (["x.npy", "z.npy", "--chunk-rows", "0"], ["--chunk-rows"]),
+        (["x.npy", "z.npy", "--scheduler", "local"], ["--scheduler", "--backend dask"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_output_file(files, tmp_path, args, words):
+    d, *_ = files
+    out = tmp_path / "report.json"
+    res = run("eval", *args, "--output", out, cwd=d)
+    _err(res, *words)
+    assert not out.exists()
+    assert not any(p.name.startswith(".report.json") for p in tmp_path.iterdir())
+
+
+def test_missing_backend_names_the_extra(files):
+    d, *_ = files
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("cupy is installed here")
+    except Exception:
+        pass
+    res = run("eval", d / "x.npy", d / "z.npy", "--backend", "cupy")
+    _err(res, "--backend", "cupy", "pip install 'wce_xp[cupy]'")
+
+
+def test_unreadable_file(files, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    d, *_ = files
+    p = tmp_path / "secret.npy"
+    p.write_bytes((d / "x.npy").read_bytes())
+    p.chmod(0)
+    _err(run("eval", p, d / "z.npy"), "cannot be read")
