@@ -3,6 +3,8 @@
     python benchmarks/bench.py            # CPU: numpy, torch, jax, dask (+ memory, Dask 1e9)
     python benchmarks/bench.py --quick    # a short run (sizes up to 1e6, no 1e8/1e9 runs)
     python benchmarks/bench.py --gpu      # CuPy and torch-CUDA (on a machine with a GPU)
+    python benchmarks/bench.py --dask     # Dask LocalCluster, mean over 1e9 elements
+    python benchmarks/bench.py --cli      # wce-xp eval on 1e8-row .npy files
 
 Each run prints a table and rewrites its own section of BENCHMARKS.md (between
 ``<!-- BEGIN section -->`` and ``<!-- END section -->``) with the machine's
@@ -186,9 +188,9 @@ def dask_distributed(n: int, workers: int = 2) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
 
     def peak_rss_mib() -> float:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        """The worker process's own peak resident memory (VmHWM)."""
+        with open("/proc/self/status") as fh:
+            return int(fh.read().split("VmHWM:")[1].split()[0]) / 1024
 
     chunk = 1 << 23
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -208,6 +210,43 @@ def dask_distributed(n: int, workers: int = 2) -> dict[str, Any]:
             "peak_worker_rss_MiB": max(after.values()),
             "worker_rss_before_MiB": max(before.values()),
             "chunk_MiB": chunk * 4 / 2**20}
+
+
+def cli_scale(n: int) -> dict[str, Any]:
+    """``wce-xp eval`` on n x 1 float32 .npy files: peak RSS of the child process,
+    throughput, and agreement with the in-memory library call."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("WCE_BENCH_TMP")) as tmp:
+        xs, zs = Path(tmp) / "logits.npy", Path(tmp) / "labels.npy"
+        x = np.lib.format.open_memmap(xs, mode="w+", dtype=np.float32, shape=(n,))
+        z = np.lib.format.open_memmap(zs, mode="w+", dtype=np.float32, shape=(n,))
+        step = 1 << 24
+        for i in range(0, n, step):
+            xi, zi = _data(min(step, n - i), seed=i)
+            x[i:i + len(xi)] = xi
+            z[i:i + len(zi)] = zi
+        x.flush()
+        z.flush()
+        del x, z
+        # The child reports its own peak (VmHWM): rusage of a child counts the parent's
+        # memory it was forked from, which is not what the command itself needs.
+        code = ("import sys, wce_xp.cli as c; rc = c.main(sys.argv[1:]); "
+                "print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
+                " file=sys.stderr); sys.exit(rc)")
+        cmd = [sys.executable, "-c", code, "eval", str(xs), str(zs), "--pos-weight", str(Q),
+               "--format", "json", "--quiet"]
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+        wall = time.perf_counter() - t0
+        rss = int(res.stderr.split("VmHWM")[1].split()[0]) / 1024
+        rep = json.loads(res.stdout)
+        xm, zm = np.load(xs), np.load(zs)
+        ref = float(wce_xp.weighted_cross_entropy_with_logits(zm, xm, Q, reduction="mean"))
+    return {"n": n, "peak_rss_MiB": rss, "wall_s": wall, "elements_per_s": rep["elements_per_s"],
+            "loss": rep["loss"], "in_memory": ref, "rel_diff": abs(rep["loss"] - ref) / ref}
 
 
 # ---------------------------------------------------------------- GPU
@@ -328,8 +367,41 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="short run: sizes up to 1e6")
     ap.add_argument("--gpu", action="store_true", help="CuPy and torch-CUDA instead of CPU")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--dask", action="store_true",
+                    help="only the Dask LocalCluster mean over 1e9 elements")
+    ap.add_argument("--cli", action="store_true",
+                    help="only the command line at 1e8 rows (peak RSS, throughput)")
     args = ap.parse_args()
     when = time.strftime("%Y-%m-%d")
+    if args.dask:
+        dk = dask_distributed(10**7 if args.quick else 10**9)
+        print(json.dumps(dk), flush=True)
+        text = (f"### Dask — measured {when}\n\n{machine()}\n\n"
+                f"`dask.distributed` LocalCluster of {dk['workers']} worker processes x 1 "
+                f"thread on loopback: mean over {dk['n']:.0e} float32 elements (generated on "
+                f"the workers, chunks of {dk['chunk_MiB']:.0f} MiB) in {dk['seconds']:.1f} s "
+                f"({dk['elements_per_s'] / 1e6:.0f} M/s, random generation included); peak "
+                f"resident memory per worker (VmHWM) **{dk['peak_worker_rss_MiB']:.0f} MiB** "
+                f"(after start-up: {dk['worker_rss_before_MiB']:.0f} MiB).\n")
+        print(text)
+        if not args.no_write:
+            write_section("dask", text)
+        return 0
+    if args.cli:
+        c = cli_scale(10**6 if args.quick else 10**8)
+        print(json.dumps(c), flush=True)
+        text = (f"### Command line — measured {when}\n\n{machine()}\n\n"
+                f"`wce-xp eval logits.npy labels.npy --pos-weight {Q}` on {c['n']:.0e} rows x 1 "
+                f"class of float32 (.npy, {c['n'] * 4 / 2**20:.0f} MiB each), NumPy backend, "
+                f"default chunks of 2**20 rows: peak resident memory of the process "
+                f"**{c['peak_rss_MiB']:.0f} MiB**, {c['elements_per_s'] / 1e6:.0f} M "
+                f"elements/s ({c['wall_s']:.1f} s wall, start-up included); loss "
+                f"{c['loss']:.9g} vs the in-memory library call {c['in_memory']:.9g} "
+                f"(relative difference {c['rel_diff']:.1e}).\n")
+        print(text)
+        if not args.no_write:
+            write_section("cli", text)
+        return 0
     if args.gpu:
         sizes = [10**3, 10**5, 10**6, 10**7] + ([] if args.quick else [10**8])
         rows, s = gpu_rows(sizes)
@@ -377,17 +449,6 @@ def main() -> int:
                      f"relative error vs float64 **{mem['mean_rel_err']:.1e}** (the "
                      f"straightforward formula with `.mean()` in float32: "
                      f"{mem['naive_numpy_mean_rel_err']:.1e}).\n")
-            try:
-                dk = dask_distributed(10**9)
-                print(json.dumps(dk), flush=True)
-                text += (f"\nDask, `dask.distributed` LocalCluster of {dk['workers']} worker "
-                         f"processes x 1 thread: mean over {dk['n']:.0e} float32 elements "
-                         f"(generated on the workers, chunks of {dk['chunk_MiB']:.0f} MiB) in "
-                         f"{dk['seconds']:.1f} s ({dk['elements_per_s'] / 1e6:.0f} M/s); peak "
-                         f"worker RSS **{dk['peak_worker_rss_MiB']:.0f} MiB** "
-                         f"(before: {dk['worker_rss_before_MiB']:.0f} MiB).\n")
-            except Exception as exc:  # distributed missing or failing: say so
-                text += f"\nDask distributed run not measured: {exc}\n"
         text += "\n![CPU throughput](benchmarks/throughput_cpu.png)\n"
         chart(rows, cols, ROOT / "benchmarks" / "throughput_cpu.png", "CPU, float32")
     print(text)
