@@ -43,6 +43,7 @@ def lint(session: nox.Session) -> None:
 def numpy(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     _pytest(session, "numpy")
+    session.run("pytest", "--doctest-modules", "src/wce_xp")  # the docstrings' examples
 
 
 @nox.session
