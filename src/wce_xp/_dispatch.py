@@ -48,29 +48,35 @@ def _numpy_ok(*arrays: Any) -> bool:
     return all(a is None or isinstance(a, float | np.ndarray) for a in arrays)
 
 
+def _native(name: str, z: Array, x: Array, q: Array | float, xp: ModuleType) -> Any:
+    """``name`` ("weighted_loss" or "grad_hess") from the backend's native module, or
+    None where no native path applies. Every native module has both functions."""
+    if _FORCE_GENERIC:
+        return None
+    if is_numpy_namespace(xp) and _numpy_ok(z, x, q):
+        from ._native import _numpy
+
+        return getattr(_numpy, name)(z, x, q)
+    if is_cupy_namespace(xp):
+        from ._native import _cupy
+
+        return getattr(_cupy, name)(z, x, q)
+    if is_torch_namespace(xp):
+        from ._native import _torch
+
+        return getattr(_torch, name)(z, x, q)  # None where autograd needs the generic path
+    if is_dask_namespace(xp):
+        from ._native import _dask
+
+        if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
+            return getattr(_dask, name)(z, x, q)
+    return None
+
+
 def elementwise_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Array:
     """The elementwise weighted loss."""
-    if not _FORCE_GENERIC:
-        if is_numpy_namespace(xp) and _numpy_ok(z, x, q):
-            from ._native import _numpy
-
-            return _numpy.weighted_loss(z, x, q)
-        if is_cupy_namespace(xp):
-            from ._native import _cupy
-
-            return _cupy.weighted_loss(z, x, q)
-        if is_torch_namespace(xp):
-            from ._native import _torch
-
-            out = _torch.weighted_loss(z, x, q)
-            if out is not None:
-                return out
-        if is_dask_namespace(xp):
-            from ._native import _dask
-
-            if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
-                return _dask.weighted_loss(z, x, q)
-    return _core.weighted_loss(z, x, q, xp=xp)
+    out = _native("weighted_loss", z, x, q, xp)
+    return _core.weighted_loss(z, x, q, xp=xp) if out is None else out
 
 
 def reduced_loss(
@@ -142,24 +148,5 @@ def _torch_reduced(
 
 def grad_hess(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> tuple[Array, Array]:
     """Elementwise gradient and Hessian of the weighted loss."""
-    if not _FORCE_GENERIC:
-        if is_numpy_namespace(xp) and _numpy_ok(z, x, q):
-            from ._native import _numpy
-
-            return _numpy.grad_hess(z, x, q)
-        if is_cupy_namespace(xp):
-            from ._native import _cupy
-
-            return _cupy.grad_hess(z, x, q)
-        if is_torch_namespace(xp):
-            from ._native import _torch
-
-            out = _torch.grad_hess(z, x, q)
-            if out is not None:
-                return out
-        if is_dask_namespace(xp):
-            from ._native import _dask
-
-            if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
-                return _dask.grad_hess(z, x, q)
-    return _core.grad_hess(z, x, q, xp=xp)
+    out = _native("grad_hess", z, x, q, xp)
+    return _core.grad_hess(z, x, q, xp=xp) if out is None else out
