@@ -96,6 +96,15 @@ def test_eval_table_and_reductions(files, reduction):
     assert got == pytest.approx(float(want), rel=1e-5)
 
 
+def test_eval_pos_weight_from_npy_file(files):
+    d, *_ = files
+    a = json.loads(run("eval", d / "x.npy", d / "z.npy", "--pos-weight", d / "q.npy",
+                       "--format", "json").stdout)
+    b = json.loads(run("eval", d / "x.npy", d / "z.npy", "--pos-weight", "1,2,3",
+                       "--format", "json").stdout)
+    assert a["pos_weight"] == [1.0, 2.0, 3.0] and a["loss"] == b["loss"]
+
+
 def test_eval_npz_members_and_pos_weight_auto(files):
     d, _x, z, *_ = files
     res = run("eval", f"{d / 'both.npz'}:logits", f"{d / 'both.npz'}:labels",

@@ -192,3 +192,23 @@ def test_dask_native_path_is_one_task_per_block():
     with generic():
         ref = wce_xp.weighted_cross_entropy_with_logits(z, x, q)
     _close(out.compute(), ref, "float64")
+
+
+def test_dask_local_cluster_compute_equals_numpy():
+    """Worker processes on loopback, started here: the graph runs remotely and agrees."""
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("dask.distributed")
+    x, z, q, w, m = _inputs("float64", (4000, 5), seed=3)
+    x = np.where(np.isfinite(x), x, 0.0)
+    xd, zd = da.from_array(x, chunks=(500, 5)), da.from_array(z, chunks=(500, 5))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        qd, wd = da.from_array(q), da.from_array(w, chunks=(500, 1))
+        el = wce_xp.weighted_cross_entropy_with_logits(zd, xd, qd).compute()
+        mean = wce_xp.weighted_cross_entropy_with_logits(
+            zd, xd, qd, weight=wd, mask=da.from_array(m, chunks=(500, 5)), reduction="mean",
+            axis=0).compute()
+    np.testing.assert_array_equal(el, wce_xp.weighted_cross_entropy_with_logits(z, x, q))
+    np.testing.assert_allclose(mean, wce_xp.weighted_cross_entropy_with_logits(
+        z, x, q, weight=w, mask=m, reduction="mean", axis=0), rtol=1e-13)
