@@ -145,8 +145,10 @@ def _sum_all(z: Array, x: Array, q: Any, w: Any, m: Any) -> Array | None:
     n = x.size
     out = cupy.zeros(1, dtype=cupy.float64)
     threads = 256
+    # 32 blocks per SM: if fewer fit at once (registers), the last wave is a small
+    # fraction of the work; a few thousand atomicAdds cost microseconds.
     blocks = int(min((n + threads - 1) // threads,
-                     cupy.cuda.Device().attributes["MultiProcessorCount"] * 8))
+                     cupy.cuda.Device().attributes["MultiProcessorCount"] * 32))
     ctype = "float" if x.dtype == cupy.float32 else "double"
     qf, wf, mf = ops
     _sum_kernel(ctype)((blocks,), (threads,), (
