@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _dispatch
-from ._compat import array_namespace, device, is_array, is_lazy, namespace_of_module
+from ._compat import array_namespace, device, is_array, is_lazy, namespace_of_module, ready
 from ._generic import _core
 from ._validation import _as_array, _check_broadcast, _is_real_floating, as_float, prepare
 
@@ -114,8 +114,8 @@ def pos_weight_from_labels(
     >>> wce_xp.pos_weight_from_labels(np.array([[1, 0], [0, 1], [0, 1], [0, 1]]))
     array([3.        , 0.33333333])
     """
-    ns = namespace_of_module(xp) if xp is not None else (
-        array_namespace(labels) if is_array(labels) else array_namespace(np.empty(0)))
+    ns = ready(namespace_of_module(xp) if xp is not None else (
+        array_namespace(labels) if is_array(labels) else array_namespace(np.empty(0))))
     z = _as_array("labels", labels, ns, None)
     if not _is_real_floating(ns, z.dtype):
         if ns.isdtype(z.dtype, "complex floating") or not ns.isdtype(

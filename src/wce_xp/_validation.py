@@ -40,7 +40,7 @@ class Inputs:
 
 def _namespace(named: dict[str, Any], xp: Any) -> ModuleType:
     if xp is not None:
-        return _compat.namespace_of_module(xp)
+        return _compat.ready(_compat.namespace_of_module(xp))
     found: dict[str, tuple[ModuleType, str]] = {}
     for name, value in named.items():
         if is_array(value):
@@ -57,7 +57,7 @@ def _namespace(named: dict[str, Any], xp: Any) -> ModuleType:
             "(or pass xp= to convert everything to one namespace)"
         )
     if found:
-        return next(iter(found.values()))[0]
+        return _compat.ready(next(iter(found.values()))[0])
     default: ModuleType = array_namespace(np.empty(0))
     return default
 

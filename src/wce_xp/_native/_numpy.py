@@ -140,21 +140,26 @@ def _flatten_if_possible(
     return x, z, q, w, m
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float) -> Array:
-    """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype)."""
-    out = np.empty(x.shape, x.dtype)
+def _map_chunks(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int) -> list[Array]:
+    """Run a chunk kernel over ``x`` (same shape ``z``, broadcastable ``q``) into
+    ``n_out`` new arrays of the logits' shape and dtype."""
+    outs = [np.empty(x.shape, x.dtype) for _ in range(n_out)]
     if x.size == 0:
-        return out
-    shape = x.shape
+        return outs
     xv, zv, qv, _, _ = _flatten_if_possible(x, z, q, None, None)
-    ov = out.reshape(-1) if xv.ndim == 1 and x.ndim != 1 else out
+    views = [o.reshape(-1) for o in outs] if xv.ndim == 1 and x.ndim != 1 else outs
     qb = _broadcast(qv, xv.shape)
     rows, chunks = _row_chunks(xv.shape)
     buf = _Buffers((rows, *xv.shape[1:]), x.dtype)
     for i0, i1 in chunks:
         qc = qb if isinstance(qb, float) else qb[i0:i1]  # type: ignore[index]
-        _chunk_loss(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), ov[i0:i1])
-    return out.reshape(shape)
+        kernel(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), *(v[i0:i1] for v in views))
+    return outs
+
+
+def weighted_loss(z: Array, x: Array, q: Array | float) -> Array:
+    """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype)."""
+    return _map_chunks(_chunk_loss, z, x, q, 1)[0]
 
 
 @np.errstate(**_QUIET)  # type: ignore[arg-type]
@@ -224,18 +229,5 @@ def reduced_loss(
 
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
     """Chunked gradient and Hessian (the generic formulas, in place on buffers)."""
-    gout = np.empty(x.shape, x.dtype)
-    hout = np.empty(x.shape, x.dtype)
-    if x.size == 0:
-        return gout, hout
-    shape = x.shape
-    xv, zv, qv, _, _ = _flatten_if_possible(x, z, q, None, None)
-    g1 = gout.reshape(-1) if xv.ndim == 1 and x.ndim != 1 else gout
-    h1 = hout.reshape(-1) if xv.ndim == 1 and x.ndim != 1 else hout
-    qb = _broadcast(qv, xv.shape)
-    rows, chunks = _row_chunks(xv.shape)
-    buf = _Buffers((rows, *xv.shape[1:]), x.dtype)
-    for i0, i1 in chunks:
-        qc = qb if isinstance(qb, float) else qb[i0:i1]  # type: ignore[index]
-        _chunk_grad_hess(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), g1[i0:i1], h1[i0:i1])
-    return gout.reshape(shape), hout.reshape(shape)
+    g, h = _map_chunks(_chunk_grad_hess, z, x, q, 2)
+    return g, h
