@@ -383,11 +383,8 @@ def main() -> int:
                 f"({dk['elements_per_s'] / 1e6:.0f} M/s, random generation included); peak "
                 f"resident memory per worker (VmHWM) **{dk['peak_worker_rss_MiB']:.0f} MiB** "
                 f"(after start-up: {dk['worker_rss_before_MiB']:.0f} MiB).\n")
-        print(text)
-        if not args.no_write:
-            write_section("dask", text)
-        return 0
-    if args.cli:
+        section = "dask"
+    elif args.cli:
         c = cli_scale(10**6 if args.quick else 10**8)
         print(json.dumps(c), flush=True)
         text = (f"### Command line — measured {when}\n\n{machine()}\n\n"
@@ -398,11 +395,8 @@ def main() -> int:
                 f"elements/s ({c['wall_s']:.1f} s wall, start-up included); loss "
                 f"{c['loss']:.9g} vs the in-memory library call {c['in_memory']:.9g} "
                 f"(relative difference {c['rel_diff']:.1e}).\n")
-        print(text)
-        if not args.no_write:
-            write_section("cli", text)
-        return 0
-    if args.gpu:
+        section = "cli"
+    elif args.gpu:
         sizes = [10**3, 10**5, 10**6, 10**7] + ([] if args.quick else [10**8])
         rows, s = gpu_rows(sizes)
         cols = ["copy", "wce_cupy", "wce_cupy_sum", "wce_cupy_grad_hess", "generic_cupy",
@@ -420,6 +414,7 @@ def main() -> int:
                 "![GPU throughput](benchmarks/throughput_gpu.png)\n")
         chart(rows, cols, ROOT / "benchmarks" / "throughput_gpu.png",
               f"GPU ({s['device']}), float32")
+        section = "gpu"
     else:
         sizes = [10**3, 10**4, 10**5, 10**6] + ([] if args.quick else [10**7, 10**8])
         rows = cpu_rows(sizes)
@@ -451,9 +446,10 @@ def main() -> int:
                      f"{mem['naive_numpy_mean_rel_err']:.1e}).\n")
         text += "\n![CPU throughput](benchmarks/throughput_cpu.png)\n"
         chart(rows, cols, ROOT / "benchmarks" / "throughput_cpu.png", "CPU, float32")
+        section = "cpu"
     print(text)
     if not args.no_write:
-        write_section("gpu" if args.gpu else "cpu", text)
+        write_section(section, text)
     return 0
 
 
