@@ -72,14 +72,21 @@ def test_unknown_reduction(fn):
 
 def test_negative_weights(xp, device, backend):
     x, z = _xz(xp, device)
-    with pytest.raises(ValueError, match=r"pos_weight: expected a non-negative number"):
-        wce(z, x, -1.0)
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=r"pos_weight: expected a finite non-negative"):
+            wce(z, x, bad)
     if backend.value == "dask":
         pytest.skip("array value checks are skipped on lazy Dask arrays (tested below)")
-    with pytest.raises(ValueError, match=r"pos_weight: values must be non-negative"):
-        wce(z, x, make(xp, device, [1.0, -2.0], "float32"))
-    with pytest.raises(ValueError, match=r"weight: values must be non-negative"):
-        wce_xp.binary_cross_entropy_with_logits(x, z, make(xp, device, [1.0, -2.0], "float32"))
+    for bad in ([1.0, -2.0], [1.0, np.inf], [np.nan, 1.0]):
+        with pytest.raises(ValueError, match=r"pos_weight: values must be finite and non-neg"):
+            wce(z, x, make(xp, device, bad, "float32"))
+        with pytest.raises(ValueError, match=r"^weight: values must be finite and non-neg"):
+            wce(z, x, 1.0, weight=make(xp, device, bad, "float32"))
+        with pytest.raises(ValueError, match=r"^weight: values must be finite and non-neg"):
+            wce_xp.binary_cross_entropy_with_logits(
+                x, z, make(xp, device, bad, "float32"), validate=True)
+    # PyTorch's function checks nothing: neither does ours by default
+    wce_xp.binary_cross_entropy_with_logits(x, z, make(xp, device, [1.0, -2.0], "float32"))
 
 
 def test_labels_outside_unit_interval(xp, device, backend):
@@ -90,7 +97,11 @@ def test_labels_outside_unit_interval(xp, device, backend):
     with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
         wce(bad, x, 1.0)
     with pytest.raises(ValueError, match=r"target: values must lie in \[0, 1\]"):
-        wce_xp.binary_cross_entropy_with_logits(x, bad)
+        wce_xp.binary_cross_entropy_with_logits(x, bad, validate=True)
+    wce_xp.binary_cross_entropy_with_logits(x, bad)  # PyTorch's semantics: no check
+    nan_label = make(xp, device, [[1.0, 0.0], [0.0, np.nan]], "float32")
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+        wce(nan_label, x, 1.0)
     # validate=False switches the value checks off (and computes the formula)
     wce(bad, x, 1.0, validate=False)
 

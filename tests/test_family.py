@@ -165,7 +165,8 @@ def test_jax_jit_of_every_option():
         (dict(label_smoothing=1.5), ValueError,
          r"label_smoothing: expected a number in \[0.0, 1.0\]"),
         (dict(label_smoothing=-0.1), ValueError, r"label_smoothing"),
-        (dict(weight=-1.0), ValueError, r"weight: expected a non-negative number"),
+        (dict(weight=-1.0), ValueError, r"weight: expected a finite non-negative number"),
+        (dict(weight=np.inf), ValueError, r"weight: expected a finite non-negative number"),
         (dict(mask=np.ones((2, 3), np.float64)), TypeError, r"mask: expected a boolean array"),
         (dict(mask=np.ones((4,), bool)), ValueError, r"mask: shape \(4,\) does not broadcast"),
         (dict(reduction="mean", axis=2), ValueError, r"axis: 2 is out of range"),
@@ -186,7 +187,7 @@ def test_negative_weight_array_is_rejected(xp, device, backend):
     if backend.value == "dask":
         pytest.skip("array value checks are skipped on lazy Dask arrays")
     x, z = _data(shape=(2, 3))
-    with pytest.raises(ValueError, match=r"weight: values must be non-negative"):
+    with pytest.raises(ValueError, match=r"weight: values must be finite and non-negative"):
         wce(make(xp, device, z), make(xp, device, x), 1.0, weight=make(xp, device, [1.0, -1, 1]))
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "namespace_of_module",
     "ready",
     "size",
+    "torch_state",
 ]
 
 
@@ -128,3 +129,25 @@ def backend_name(xp: ModuleType) -> str:
     if is_array_api_strict_namespace(xp):
         return "array_api_strict"
     return getattr(xp, "__name__", "unknown")
+
+
+def torch_state(tensors: list[Any]) -> tuple[bool, bool]:
+    """``(traced, native_ok)`` for a call on PyTorch tensors.
+
+    Traced: inside ``torch.compile`` (no values; dynamo must see only torch ops) or a
+    ``torch.func`` transform (``vmap``/``grad``/``jvp`` wrap tensors; data-dependent
+    Python control flow is an error there). Native kernels also need plain tensors
+    and no active forward-mode AD level (``torch.autograd.forward_ad``): the NumPy and
+    CuPy kernels see raw memory, so tangents would be lost.
+    """
+    import torch
+
+    if torch.compiler.is_compiling():
+        return True, False
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    if any(wrapped(t) for t in tensors):
+        return True, False
+    import torch.autograd.forward_ad as fwad
+
+    native = fwad._current_level < 0 and all(type(t) is torch.Tensor for t in tensors)
+    return False, native

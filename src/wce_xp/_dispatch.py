@@ -48,15 +48,19 @@ def _numpy_ok(*arrays: Any) -> bool:
     return all(a is None or isinstance(a, float | np.ndarray) for a in arrays)
 
 
-def _native(name: str, z: Array, x: Array, q: Array | float, xp: ModuleType) -> Any:
+def _native(
+    name: str, z: Array, x: Array, q: Array | float, xp: ModuleType, nonneg: bool
+) -> Any:
     """``name`` ("weighted_loss" or "grad_hess") from the backend's native module, or
-    None where no native path applies. Every native module has both functions."""
+    None where no native path applies. Every native module has both functions.
+    ``nonneg``: the coefficients ``q·z`` and ``1 - z`` are known to be non-negative."""
     if _FORCE_GENERIC:
         return None
+    kw = {"nonneg": nonneg} if name == "weighted_loss" else {}
     if is_numpy_namespace(xp) and _numpy_ok(z, x, q):
         from ._native import _numpy
 
-        return getattr(_numpy, name)(z, x, q)
+        return getattr(_numpy, name)(z, x, q, **kw)
     if is_cupy_namespace(xp):
         from ._native import _cupy
 
@@ -64,18 +68,22 @@ def _native(name: str, z: Array, x: Array, q: Array | float, xp: ModuleType) -> 
     if is_torch_namespace(xp):
         from ._native import _torch
 
-        return getattr(_torch, name)(z, x, q)  # None where autograd needs the generic path
+        return getattr(_torch, name)(z, x, q, **kw)  # None where autograd needs the generic
     if is_dask_namespace(xp):
         from ._native import _dask
 
         if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
-            return getattr(_dask, name)(z, x, q)
+            return getattr(_dask, name)(z, x, q, **kw)
     return None
 
 
-def elementwise_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Array:
-    """The elementwise weighted loss."""
-    out = _native("weighted_loss", z, x, q, xp)
+def elementwise_loss(
+    z: Array, x: Array, q: Array | float, *, xp: ModuleType, native: bool = True,
+    nonneg: bool = False,
+) -> Array:
+    """The elementwise weighted loss (``native=False``: the generic code, as under a
+    trace or a functorch transform)."""
+    out = _native("weighted_loss", z, x, q, xp, nonneg) if native else None
     return _core.weighted_loss(z, x, q, xp=xp) if out is None else out
 
 
@@ -89,6 +97,7 @@ def reduced_loss(
     reduction: str,
     axes: tuple[int, ...],
     xp: ModuleType,
+    nonneg: bool = False,
 ) -> Array | None:
     """A fused loss-and-reduction that never materializes the elementwise loss, or
     None where no native path applies (the caller then reduces the elementwise loss)."""
@@ -98,20 +107,22 @@ def reduced_loss(
     if is_numpy_namespace(xp) and all_axes and _numpy_ok(z, x, q, weight, mask):
         from ._native import _numpy
 
-        return _numpy.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction)
+        return _numpy.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,
+                                   nonneg=nonneg)
     if is_cupy_namespace(xp):
         from ._native import _cupy
 
         return _cupy.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,
                                   axes=axes)
     if is_torch_namespace(xp) and all_axes:
-        return _torch_reduced(z, x, q, weight=weight, mask=mask, reduction=reduction, axes=axes)
+        return _torch_reduced(z, x, q, weight=weight, mask=mask, reduction=reduction, axes=axes,
+                              nonneg=nonneg)
     return None
 
 
 def _torch_reduced(
     z: Array, x: Array, q: Array | float, *, weight: Array | None, mask: Array | None,
-    reduction: str, axes: tuple[int, ...],
+    reduction: str, axes: tuple[int, ...], nonneg: bool,
 ) -> Array | None:
     import torch
 
@@ -131,7 +142,7 @@ def _torch_reduced(
             return t if t is None or isinstance(t, float) else t.detach().numpy()
 
         res = _numpy.reduced_loss(np_(z), np_(x), np_(q), weight=np_(weight), mask=np_(mask),
-                                  reduction=reduction)
+                                  reduction=reduction, nonneg=nonneg)
         return torch.from_numpy(np.asarray(res))
     import cupy
 
@@ -146,7 +157,9 @@ def _torch_reduced(
     return torch.from_dlpack(res)
 
 
-def grad_hess(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> tuple[Array, Array]:
+def grad_hess(
+    z: Array, x: Array, q: Array | float, *, xp: ModuleType, native: bool = True
+) -> tuple[Array, Array]:
     """Elementwise gradient and Hessian of the weighted loss."""
-    out = _native("grad_hess", z, x, q, xp)
+    out = _native("grad_hess", z, x, q, xp, False) if native else None
     return _core.grad_hess(z, x, q, xp=xp) if out is None else out

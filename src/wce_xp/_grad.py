@@ -5,12 +5,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from . import _dispatch
-from ._compat import array_namespace, device, is_array, is_lazy, namespace_of_module, ready
 from ._generic import _core
-from ._validation import _as_array, _check_broadcast, _is_real_floating, as_float, prepare
+from ._validation import (
+    _as_array,
+    _check_broadcast,
+    _is_real_floating,
+    accumulation_dtype,
+    as_float,
+    context,
+    kind_of,
+    prepare,
+)
 
 Array = Any
 
@@ -22,7 +28,7 @@ def weighted_cross_entropy_grad_hess(
     *,
     weight: Any = None,
     label_smoothing: float = 0.0,
-    validate: bool = True,
+    validate: bool | str = True,
     xp: Any = None,
 ) -> tuple[Array, Array]:
     r"""Elementwise first and second derivatives of the weighted loss in the logits.
@@ -62,7 +68,7 @@ def weighted_cross_entropy_grad_hess(
     ns, z = inp.xp, inp.z
     if s:
         z = z * (1.0 - s) + 0.5 * s
-    g, h = _dispatch.grad_hess(z, inp.x, inp.q, xp=ns)
+    g, h = _dispatch.grad_hess(z, inp.x, inp.q, xp=ns, native=inp.native)
     if inp.weight is not None:
         g = inp.weight * g
         h = inp.weight * h
@@ -114,28 +120,31 @@ def pos_weight_from_labels(
     >>> wce_xp.pos_weight_from_labels(np.array([[1, 0], [0, 1], [0, 1], [0, 1]]))
     array([3.        , 0.33333333])
     """
-    ns = ready(namespace_of_module(xp) if xp is not None else (
-        array_namespace(labels) if is_array(labels) else array_namespace(np.empty(0))))
-    z = _as_array("labels", labels, ns, None)
+    named = {"labels": labels} if mask is None else {"labels": labels, "mask": mask}
+    kinds = {n: kind_of(v) for n, v in named.items()}
+    ctx = context(named, kinds, xp)
+    ns = ctx.xp
+    z = _as_array("labels", labels, kinds["labels"], ctx)
     if not _is_real_floating(ns, z.dtype):
         if ns.isdtype(z.dtype, "complex floating") or not ns.isdtype(
                 z.dtype, ("bool", "integral")):
             raise TypeError(f"labels: expected bool, integer or real floating, got {z.dtype}")
-        default = ns.asarray(0.0, device=device(z)).dtype
+        default = ns.asarray(0.0, device=ctx.device).dtype
         z = ns.astype(z, default)
     axes = _core.normalize_axis(axis, z.ndim)
     one_minus = 1.0 - z
     if mask is not None:
-        m = _as_array("mask", mask, ns, device(z))
+        m = _as_array("mask", mask, kinds["mask"], ctx)
         if m.dtype != ns.bool:
             raise TypeError(f"mask: expected a boolean array (True = keep), got dtype {m.dtype}")
         _check_broadcast("mask", tuple(m.shape), tuple(z.shape))
         z = ns.where(m, z, 0.0)
         one_minus = ns.where(m, one_minus, 0.0)
-    pos = ns.sum(z, axis=axes)
-    neg = ns.sum(one_minus, axis=axes)
+    acc = accumulation_dtype(ctx, z.dtype)
+    pos = ns.sum(z, axis=axes, dtype=acc)
+    neg = ns.sum(one_minus, axis=axes, dtype=acc)
     none = pos == 0
-    if not is_lazy(z, pos):
+    if not ctx.traced:
         missing = ns.nonzero(ns.reshape(none, (-1,)))[0]
         n_missing = int(missing.shape[0])
         if n_missing:
@@ -147,5 +156,5 @@ def pos_weight_from_labels(
     ratio = neg / ns.where(none, 1.0, pos)
     # no positives: +inf, or NaN where the class has no labelled element at all
     undefined = ns.where(neg == 0, ns.full_like(neg, math.nan), ns.full_like(neg, math.inf))
-    return ns.where(none, undefined, ratio)
+    return ns.astype(ns.where(none, undefined, ratio), z.dtype)
 

@@ -29,32 +29,32 @@ def _family(
     axis: Axis,
     focal: tuple[float, float | None] | None = None,
 ) -> Array:
-    """Mask, smoothing, the elementwise loss, weights and the reduction, in that order."""
+    """Smoothing, the elementwise loss, weights and the reduction, in that order (masked
+    elements were zeroed by :func:`prepare`)."""
     xp = inp.xp
     z, x, mask = inp.z, inp.x, inp.mask
-    axes = _core.normalize_axis(axis, x.ndim) if reduction != "none" else ()
     if reduction == "none" and axis is not None:
         raise ValueError("axis: only meaningful with a reduction (reduction='none' was given)")
-    if mask is not None:
-        # Masked entries may hold NaN or inf (missing labels): replace them by 0 before
-        # any arithmetic, so that they reach neither the value nor the gradient.
-        z = xp.where(mask, z, 0.0)
-        x = xp.where(mask, x, 0.0)
+    axes = _core.normalize_axis(axis, x.ndim) if reduction != "none" else ()
     if label_smoothing:
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    if focal is None:
+    if focal is None and inp.native:
         fast = _dispatch.reduced_loss(
-            z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp
+            z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
+            nonneg=inp.nonneg,
         )
         if fast is not None:
             return xp.astype(fast, inp.out_dtype, copy=False)
-        loss = _dispatch.elementwise_loss(z, x, inp.q, xp=xp)
-    else:
-        loss = _core.focal_loss(z, x, inp.q, focal[0], focal[1], xp=xp)
+    # The focal loss multiplies the very cross-entropy the plain loss returns (same
+    # kernel), so focal ≤ cross-entropy holds to the last bit.
+    loss = _dispatch.elementwise_loss(z, x, inp.q, xp=xp, native=inp.native, nonneg=inp.nonneg)
+    if focal is not None:
+        loss = _core.focal_loss(z, x, inp.q, focal[0], focal[1], xp=xp, ce=loss)
     if mask is not None:
         loss = xp.where(mask, loss, 0.0)
     out = _core.reduce_loss(
-        loss, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp
+        loss, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
+        acc_dtype=inp.acc_dtype,
     )
     return xp.astype(out, inp.out_dtype, copy=False)
 
@@ -71,7 +71,7 @@ def weighted_cross_entropy_with_logits(
     label_smoothing: float = 0.0,
     reduction: str = "none",
     axis: Axis = None,
-    validate: bool = True,
+    validate: bool | str = True,
     xp: Any = None,
 ) -> Array:
     r"""Weighted sigmoid cross-entropy on logits, TensorFlow's argument order and meaning.
@@ -114,8 +114,10 @@ def weighted_cross_entropy_with_logits(
         zero total weight is NaN (no warning, no error).
     axis : int or tuple of int, optional
         Reduce over these axes only (``axis=0`` gives one loss per class).
-    validate : bool
-        Check values (labels in [0, 1], non-negative weights).
+    validate : bool or "always"
+        Check values: labels in [0, 1], ``pos_weight`` and ``weight`` finite and
+        non-negative, no NaN among them (see Notes for where array checks run).
+        ``False`` computes the formula for any real labels and weights.
     xp : namespace, optional
         Force the array namespace; by default the inputs' library (NumPy if none).
 
@@ -138,10 +140,20 @@ def weighted_cross_entropy_with_logits(
     The error is at most 4 ulp in float32 and float64 against a 60-digit reference
     (tests/test_accuracy.py), on every backend.
 
-    Value checks (labels in [0, 1], non-negative weights) read the data: they run on
-    eager arrays when ``validate=True`` and are skipped, without computing anything,
-    on Dask arrays and on JAX tracers (inside ``jax.jit``/``jax.grad``). Scalar
-    options are always checked. Inputs are never modified.
+    Value checks read the data, so where they run depends on the context: on eager
+    host arrays (NumPy, PyTorch CPU, JAX CPU, array-api-strict) they run with
+    ``validate=True``, as one min/max pass per array and a single read; on GPU arrays
+    (CuPy, CUDA tensors, JAX on a GPU) they run only with ``validate="always"``,
+    because each read is a host-device synchronization that stalls a training loop;
+    under a trace (``jax.jit``/``grad``/``vmap``, ``torch.compile``, ``torch.func``
+    transforms) and on Dask arrays they never run (there are no values to read, or
+    reading would compute the graph). Scalar options are always checked when
+    ``validate`` is true. Inputs are never modified.
+
+    Under ``torch.autocast``, float16/bfloat16 logits give a float32 result, as
+    PyTorch's own ``binary_cross_entropy_with_logits`` does. NumPy arrays of
+    non-native byte order are computed in the native dtype of the same precision;
+    ``longdouble`` is computed and returned in float64.
 
     Examples
     --------
@@ -178,7 +190,7 @@ def sigmoid_cross_entropy_with_logits(
     label_smoothing: float = 0.0,
     reduction: str = "none",
     axis: Axis = None,
-    validate: bool = True,
+    validate: bool | str = True,
     xp: Any = None,
 ) -> Array:
     r"""Sigmoid cross-entropy on logits, TensorFlow's ``tf.nn.sigmoid_cross_entropy_with_logits``.
@@ -212,7 +224,7 @@ def binary_cross_entropy_with_logits(
     pos_weight: Any = None,
     reduction: str = "mean",
     *,
-    validate: bool = True,
+    validate: bool | str = False,
     xp: Any = None,
 ) -> Array:
     r"""PyTorch's ``torch.nn.functional.binary_cross_entropy_with_logits``, on any backend.
@@ -221,21 +233,28 @@ def binary_cross_entropy_with_logits(
 
         \ell = w\,\big[q\,z\,\log(1 + e^{-x}) + (1 - z)\,\log(1 + e^{x})\big]
 
+    For any real ``z``, ``w`` and ``q``, as PyTorch (whose tests use normally
+    distributed targets); with targets in [0, 1] and non-negative weights every term
+    is non-negative and the result is accurate to a few ulps.
+
     Parameters
     ----------
     input : array
         Logits (real floating).
     target : array_like
-        Targets in [0, 1], the shape of ``input``.
+        Targets, the shape of ``input`` (any real values, as in PyTorch).
     weight : array, optional
-        Rescaling weight ``w ≥ 0``, broadcast to ``input`` as in PyTorch.
+        Rescaling weight, broadcast to ``input`` as in PyTorch.
     pos_weight : array, optional
-        Weight ``q ≥ 0`` of positive examples, broadcast to ``input`` as in PyTorch
-        (one value per class along the last axis).
+        Weight of positive examples, broadcast to ``input`` as in PyTorch (one value
+        per class along the last axis).
     reduction : {"mean", "sum", "none"}
         ``"mean"`` divides the sum by the number of elements.
-    validate : bool
-        Check values (targets in [0, 1], non-negative weights).
+    validate : bool or "always"
+        PyTorch checks no values, so neither does this function by default: any real
+        target, weight and pos_weight (negative, above 1, NaN) gives PyTorch's value
+        and gradients. ``True``/``"always"``: the checks of
+        :func:`weighted_cross_entropy_with_logits`.
     xp : namespace, optional
         Force the array namespace.
 
@@ -271,7 +290,7 @@ def sigmoid_focal_loss(
     label_smoothing: float = 0.0,
     reduction: str = "none",
     axis: Axis = None,
-    validate: bool = True,
+    validate: bool | str = True,
     xp: Any = None,
 ) -> Array:
     r"""Focal loss on logits (Lin et al., 2017), with soft labels and ``pos_weight``.

@@ -1,9 +1,20 @@
-"""Find the namespace, convert the arguments, check them. Nothing here computes a loss.
+"""The front door: classify every argument once, convert it, check values in one pass.
 
-Every error names the argument and what was expected. Value checks (ranges and
-signs) read the data, so they run only on eager arrays and only when asked
-(``validate=True``); on Dask arrays and JAX tracers they are skipped, because
-reading a value there would compute the graph or fail.
+Nothing here computes a loss. :func:`prepare` makes one decision per call, recorded
+in :class:`Inputs`, that every later step only reads:
+
+* the namespace, the device and the compute dtype;
+* whether values may be read (``may_read``): never under a trace (``jax.jit``,
+  ``torch.compile``, ``torch.func`` transforms), never on lazy arrays (Dask), and on
+  GPU arrays only when the caller asks for it (``validate="always"``), because each
+  read there is a host-device synchronization;
+* whether a native kernel may run (``native``): not under a trace, a functorch
+  transform or forward-mode AD, which need the generic, differentiable code.
+
+Arguments are classified by their exact type, through a cache: one dictionary
+lookup per argument on the hot path. Value checks (labels in [0, 1], weights finite
+and non-negative, no NaN) become one min/max pass per checked array and a single
+read of all their verdicts. Every error names the argument and what was expected.
 """
 
 from __future__ import annotations
@@ -17,49 +28,130 @@ from typing import Any
 import numpy as np
 
 from . import _compat
-from ._compat import array_namespace, backend_name, is_array
+from ._compat import array_namespace, backend_name
 
 Array = Any
 
 REDUCTIONS = ("none", "sum", "mean", "weighted_mean")
 
+# Kinds of argument: an array library's name, SCALAR (Python or NumPy real scalar)
+# or OTHER (lists, tuples, anything asarray may take).
+SCALAR = "scalar"
+OTHER = "other"
+
+_KIND: dict[type, str] = {}  # exact type -> kind, filled on first sight of a type
+_NS: dict[str, ModuleType] = {}  # library name -> its namespace
+
+
+def _classify_type(value: Any) -> str:
+    if isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
+        return SCALAR
+    if not _compat.is_array(value):
+        return OTHER
+    try:
+        ns = array_namespace(value)
+    except TypeError:
+        return OTHER
+    lib = backend_name(ns)
+    _NS.setdefault(lib, ns)
+    return lib
+
+
+def kind_of(value: Any) -> str:
+    """The kind of one argument: a library name, ``"scalar"`` or ``"other"``."""
+    t = type(value)
+    kind = _KIND.get(t)
+    if kind is None:
+        kind = _classify_type(value)
+        _KIND[t] = kind
+    return kind
+
 
 @dataclass
 class Inputs:
-    """Validated inputs in one namespace, one device and one compute dtype."""
+    """Converted inputs and the call's one decision about them.
+
+    ``z``, ``x`` (and ``q``, ``weight``, ``mask`` where arrays) are in ``xp``, on one
+    device, in the compute dtype; masked elements of ``z`` and ``x`` are already 0.
+    ``nonneg`` is True when ``q·z`` and ``1 - z`` are known to be non-negative (their
+    values were checked), which lets native kernels take a shorter formula.
+    """
 
     xp: ModuleType
+    lib: str
     z: Array
     x: Array
     q: Array | float
     weight: Array | None
     mask: Array | None
     out_dtype: Any
+    acc_dtype: Any
     lazy: bool
+    native: bool
+    nonneg: bool
 
 
-def _namespace(named: dict[str, Any], xp: Any) -> ModuleType:
+@dataclass
+class Context:
+    """Where the arrays live and what may be done with their values."""
+
+    xp: ModuleType
+    lib: str
+    device: Any
+    traced: bool  # no concrete values (a trace) or values that must not be computed (Dask)
+    native: bool
+    on_device: bool
+
+
+def _user_namespace(xp: Any) -> tuple[ModuleType, str]:
+    ns = _compat.namespace_of_module(xp)
+    return ns, backend_name(ns)
+
+
+def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
+    """The namespace, device and tracing state of one call's arguments."""
+    libs = {k for k in kinds.values() if k not in (SCALAR, OTHER)}
+    arrays = [named[n] for n, k in kinds.items() if k not in (SCALAR, OTHER)]
     if xp is not None:
-        return _compat.ready(_compat.namespace_of_module(xp))
-    found: dict[str, tuple[ModuleType, str]] = {}
-    for name, value in named.items():
-        if is_array(value):
-            try:
-                ns = array_namespace(value)
-            except TypeError as exc:
-                raise TypeError(f"{name}: not a supported array type ({exc})") from None
-            found[name] = (ns, backend_name(ns))
-    spaces = {id(ns): (name, lib) for name, (ns, lib) in found.items()}
-    if len(spaces) > 1:
-        parts = ", ".join(f"{name} is a {lib} array" for name, lib in spaces.values())
+        ns, lib = _user_namespace(xp)
+        arrays = [a for a in arrays if kind_of(a) == lib]
+    elif len(libs) > 1:
+        seen: dict[str, str] = {}
+        for name, k in kinds.items():
+            if k not in (SCALAR, OTHER):
+                seen.setdefault(k, name)
+        parts = ", ".join(f"{name} is a {lib} array" for lib, name in seen.items())
         raise TypeError(
             f"arrays from different libraries: {parts}; convert them to one library "
             "(or pass xp= to convert everything to one namespace)"
         )
-    if found:
-        return _compat.ready(next(iter(found.values()))[0])
-    default: ModuleType = array_namespace(np.empty(0))
-    return default
+    elif libs:
+        lib = next(iter(libs))
+        ns = _NS[lib] if lib in _NS else array_namespace(arrays[0])
+    else:
+        lib = "numpy"
+        ns = _NS.get("numpy") or array_namespace(np.empty(0))
+        _NS["numpy"] = ns
+    dev = None
+    if arrays:
+        x = named.get("logits", arrays[0])
+        dev = _compat.device(x if kind_of(x) == lib else arrays[0])
+    traced, native, on_device = False, True, False
+    if lib == "torch":
+        traced, native = _compat.torch_state(arrays)
+        on_device = dev is not None and dev.type != "cpu"
+    elif lib == "jax":
+        traced = any(_compat.is_jax_tracer(a) for a in arrays)
+        native = False
+        on_device = not traced and dev is not None and getattr(dev, "platform", "cpu") != "cpu"
+    elif lib == "dask":
+        traced = True
+    elif lib == "cupy":
+        on_device = True
+    if not traced:
+        ns = _compat.ready(ns)
+    return Context(xp=ns, lib=lib, device=dev, traced=traced, native=native,
+                   on_device=on_device)
 
 
 def _is_real_floating(xp: ModuleType, dtype: Any) -> bool:
@@ -77,10 +169,6 @@ def _kind_ok(xp: ModuleType, dtype: Any) -> bool:
         return False
 
 
-def _shape_known(shape: tuple[Any, ...]) -> bool:
-    return all(isinstance(d, int) for d in shape)
-
-
 def _check_broadcast(name: str, shape: tuple[Any, ...], target: tuple[Any, ...]) -> None:
     ok = len(shape) <= len(target)
     if ok:
@@ -95,29 +183,37 @@ def _check_broadcast(name: str, shape: tuple[Any, ...], target: tuple[Any, ...])
         )
 
 
-def _as_array(name: str, value: Any, xp: ModuleType, device: Any) -> Array:
-    if is_array(value):
-        try:
-            same = array_namespace(value) is xp
-        except TypeError:
-            same = False
-        if same:
-            return value
-    if isinstance(value, np.generic):
+def _native_numpy(a: Array) -> Array:
+    """NumPy arrays of non-native byte order or extended precision, as the native dtype
+    of the same precision (longdouble: float64, documented)."""
+    dt = a.dtype
+    if dt.kind == "f" and dt.itemsize > 8:
+        return a.astype(np.float64)
+    if not dt.isnative:
+        return a.astype(dt.newbyteorder("="))
+    return a
+
+
+def _as_array(name: str, value: Any, kind: str, ctx: Context) -> Array:
+    xp = ctx.xp
+    if kind == ctx.lib:
+        return _native_numpy(value) if kind == "numpy" else value
+    if kind == SCALAR and isinstance(value, np.generic):
         value = value.item()
     try:
-        return xp.asarray(value, device=device)
+        out = xp.asarray(value, device=ctx.device)
     except Exception as exc:
         raise TypeError(f"{name}: cannot be converted to an array ({exc})") from None
+    return _native_numpy(out) if ctx.lib == "numpy" else out
 
 
 def _scalar(value: Any) -> float | None:
     """A Python float for Python and NumPy real scalars; None for anything else."""
     if isinstance(value, bool | np.bool_):
         return float(value)
-    if isinstance(value, numbers.Real) and not is_array(value):
+    if isinstance(value, numbers.Real) and not _compat.is_array(value):
         return float(value)
-    if isinstance(value, np.generic) and np.isrealobj(value) and value.dtype.kind in "biuf":
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
         return float(value.item())
     return None
 
@@ -139,21 +235,43 @@ def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> st
     return reduction
 
 
+def check_validate(validate: Any) -> bool | str:
+    if validate is True or validate is False or validate == "always":
+        return bool(validate) if validate != "always" else "always"
+    raise ValueError(f"validate: expected True, False or 'always', got {validate!r}")
+
+
 def _weight_like(
-    name: str, value: Any, xp: ModuleType, device: Any, dtype: Any, shape: tuple[Any, ...]
+    name: str, value: Any, kind: str, ctx: Context, dtype: Any, shape: tuple[Any, ...],
+    validate: bool,
 ) -> Array | float:
-    f = _scalar(value)
-    if f is not None:
-        if not f >= 0:
-            raise ValueError(f"{name}: expected a non-negative number, got {f}")
-        return f
-    arr = _as_array(name, value, xp, device)
-    if not _kind_ok(xp, arr.dtype):
+    if kind == SCALAR:
+        f = _scalar(value)
+        if f is not None:
+            if validate and not 0.0 <= f < math.inf:
+                raise ValueError(f"{name}: expected a finite non-negative number, got {f}")
+            return f
+    arr = _as_array(name, value, kind, ctx)
+    if not _kind_ok(ctx.xp, arr.dtype):
         raise TypeError(
             f"{name}: expected a real (bool, integer or floating) array, got {arr.dtype}"
         )
     _check_broadcast(name, tuple(arr.shape), shape)
-    return xp.astype(arr, dtype, copy=False)
+    return ctx.xp.astype(arr, dtype, copy=False)
+
+
+def _autocast_float32(ctx: Context, dtype: Any) -> bool:
+    """PyTorch's autocast runs binary_cross_entropy_with_logits in float32 (its "fp32"
+    list): half-precision logits under an active autocast give a float32 result."""
+    import torch
+
+    if dtype not in (torch.float16, torch.bfloat16):
+        return False
+    dev_type = ctx.device.type if ctx.device is not None else "cpu"
+    try:
+        return bool(torch.is_autocast_enabled(dev_type))
+    except TypeError:  # pragma: no cover - torch < 2.4 has no device argument
+        return bool(torch.is_autocast_enabled())
 
 
 def prepare(
@@ -164,7 +282,7 @@ def prepare(
     weight: Any = None,
     mask: Any = None,
     xp: Any = None,
-    validate: bool = True,
+    validate: bool | str = True,
     labels_name: str = "labels",
     logits_name: str = "logits",
 ) -> Inputs:
@@ -178,41 +296,52 @@ def prepare(
         raise TypeError(f"{labels_name}: required")
     if logits is None:
         raise TypeError(f"{logits_name}: required")
-    named = {labels_name: labels, logits_name: logits, "pos_weight": pos_weight,
-             "weight": weight, "mask": mask}
-    named = {k: v for k, v in named.items() if v is not None}
-    ns = _namespace(named, xp)
-    arrays = [v for v in named.values() if is_array(v)]
-    dev = _compat.device(arrays[0]) if arrays else None
-    if is_array(logits) and _compat.array_namespace(logits) is ns:
-        dev = _compat.device(logits)
+    validate = check_validate(validate)
+    named = {"labels": labels, "logits": logits}
+    if pos_weight is not None:
+        named["pos_weight"] = pos_weight
+    if weight is not None:
+        named["weight"] = weight
+    if mask is not None:
+        named["mask"] = mask
+    kinds = {name: kind_of(v) for name, v in named.items()}
+    ctx = context(named, kinds, xp)
+    ns = ctx.xp
 
     # logits: a real floating array; half precision is computed in float32.
-    x = _as_array(logits_name, logits, ns, dev)
-    if not is_array(logits) or not _is_real_floating(ns, x.dtype):
-        if is_array(logits) or ns.isdtype(x.dtype, "complex floating"):
+    x = _as_array(logits_name, logits, kinds["logits"], ctx)
+    if kinds["logits"] != ctx.lib or not _is_real_floating(ns, x.dtype):
+        if kinds["logits"] == ctx.lib or ns.isdtype(x.dtype, "complex floating") or (
+                kinds["logits"] not in (SCALAR, OTHER)):
             raise TypeError(
                 f"{logits_name}: expected a real floating array (float16/32/64 or bfloat16), "
                 f"got dtype {x.dtype}"
             )
         # Python numbers or lists: the floating dtype of the array arguments.
-        ref = [a.dtype for a in arrays if _is_real_floating(ns, getattr(a, "dtype", None))]
+        ref = [named[n].dtype for n, k in kinds.items() if k == ctx.lib
+               and _is_real_floating(ns, named[n].dtype)]
         if ref:
-            x = ns.astype(x, ref[0])
+            x = ns.astype(x, _native_numpy(np.empty(0, ref[0])).dtype
+                          if ctx.lib == "numpy" else ref[0])
         elif not _is_real_floating(ns, x.dtype):
-            x = ns.astype(x, ns.asarray(0.0, device=dev).dtype)
+            x = ns.astype(x, ns.asarray(0.0, device=ctx.device).dtype)
     out_dtype = x.dtype
-    compute = out_dtype if out_dtype in (ns.float32, ns.float64) else ns.float32
+    if out_dtype in (ns.float32, ns.float64):
+        compute = out_dtype
+    else:
+        compute = ns.float32
+        if ctx.lib == "torch" and _autocast_float32(ctx, out_dtype):
+            out_dtype = compute
     x = ns.astype(x, compute, copy=False)
     shape = tuple(x.shape)
 
-    z = _as_array(labels_name, labels, ns, dev)
+    z = _as_array(labels_name, labels, kinds["labels"], ctx)
     if not _kind_ok(ns, z.dtype):
         raise TypeError(
             f"{labels_name}: expected bool, integer or real floating labels, got dtype {z.dtype}"
         )
     zshape = tuple(z.shape)
-    if zshape != shape and _shape_known(zshape) and _shape_known(shape):
+    if zshape != shape and all(isinstance(d, int) for d in (*zshape, *shape)):
         raise ValueError(
             f"{labels_name} and {logits_name} must have the same shape, got {zshape} and {shape}"
         )
@@ -220,52 +349,100 @@ def prepare(
 
     q: Array | float = 1.0
     if pos_weight is not None:
-        q = _weight_like("pos_weight", pos_weight, ns, dev, compute, shape)
+        q = _weight_like("pos_weight", pos_weight, kinds["pos_weight"], ctx, compute, shape,
+                         bool(validate))
     w: Array | None = None
     if weight is not None:
-        wv = _weight_like("weight", weight, ns, dev, compute, shape)
+        wv = _weight_like("weight", weight, kinds["weight"], ctx, compute, shape, bool(validate))
         # A scalar weight becomes a 0-d array: the reductions broadcast it like any other.
-        w = wv if is_array(wv) else ns.asarray(wv, dtype=compute, device=dev)
+        w = wv if not isinstance(wv, float) else ns.asarray(wv, dtype=compute,
+                                                             device=ctx.device)
 
     m: Array | None = None
     if mask is not None:
-        m = _as_array("mask", mask, ns, dev)
+        m = _as_array("mask", mask, kinds["mask"], ctx)
         if m.dtype != ns.bool:
             raise TypeError(f"mask: expected a boolean array (True = keep), got dtype {m.dtype}")
         _check_broadcast("mask", tuple(m.shape), shape)
+        # Masked entries may hold NaN or inf (missing labels): replace them by 0 before
+        # any arithmetic or check, so that they reach neither the value nor the gradient.
+        z = ns.where(m, z, 0.0)
+        x = ns.where(m, x, 0.0)
 
-    lazy = _compat.is_lazy(*(v for v in (x, z, q, w, m) if is_array(v)))
-    if validate and not lazy:
-        _check_values(ns, z, q, w, m, labels_name)
-    return Inputs(xp=ns, z=z, x=x, q=q, weight=w, mask=m, out_dtype=out_dtype, lazy=lazy)
+    may_read = bool(validate) and not ctx.traced and (not ctx.on_device or validate == "always")
+    if may_read:
+        checks = [(labels_name, "values must lie in [0, 1] (found values outside, or NaN)",
+                   z, 0.0, 1.0)]
+        if not isinstance(q, float):
+            checks.append(("pos_weight", "values must be finite and non-negative "
+                           "(found negative, infinite or NaN values)", q, 0.0, math.inf))
+        if w is not None and not (weight is not None and kinds["weight"] == SCALAR):
+            checks.append(("weight", "values must be finite and non-negative "
+                           "(found negative, infinite or NaN values)", w, 0.0, math.inf))
+        check_values(ns, ctx.lib, checks)
+    return Inputs(xp=ns, lib=ctx.lib, z=z, x=x, q=q, weight=w, mask=m, out_dtype=out_dtype,
+                  acc_dtype=accumulation_dtype(ctx, compute), lazy=ctx.traced,
+                  native=ctx.native, nonneg=may_read)
 
 
-def _any(xp: ModuleType, cond: Array) -> bool:
-    return bool(xp.any(cond))
+def accumulation_dtype(ctx: Context, compute: Any) -> Any:
+    """float64 for sums of float32 values, where the backend has float64 (JAX only with
+    x64 enabled): a float32 accumulator drifts by 1e-3 over millions of rows."""
+    ns = ctx.xp
+    if compute != ns.float32:
+        return compute
+    if ctx.lib == "jax":
+        import jax
+
+        return ns.float64 if jax.config.jax_enable_x64 else compute
+    if ctx.lib == "torch" and ctx.device is not None and ctx.device.type == "mps":
+        return compute  # pragma: no cover - no float64 on Apple GPUs
+    return ns.float64
 
 
-def _min_below(xp: ModuleType, a: Array, lo: float) -> bool:
-    """min(a) < lo through a reduction: no full-size temporary (NaN passes)."""
-    return bool(a.shape and _compat.size(a) and xp.min(a) < lo) or (
-        not a.shape and bool(a < lo))
-
-
-def _max_above(xp: ModuleType, a: Array, hi: float) -> bool:
-    return bool(a.shape and _compat.size(a) and xp.max(a) > hi) or (
-        not a.shape and bool(a > hi))
-
-
-def _check_values(
-    xp: ModuleType, z: Array, q: Array | float, w: Array | None, m: Array | None, labels_name: str
+def check_values(
+    xp: ModuleType, lib: str, checks: list[tuple[str, str, Array, float, float]]
 ) -> None:
-    if m is None:
-        # min/max reductions instead of elementwise comparisons: no label-sized temporary
-        bad = _min_below(xp, z, 0.0) or _max_above(xp, z, 1.0)
+    """Raise for the first array whose values leave ``[lo, hi]`` (``hi = inf``: finite).
+
+    One min/max pass per array and one read of all verdicts together. NaN fails every
+    comparison, so it is refused too. Empty arrays pass.
+    """
+    if lib == "numpy":
+        for name, msg, a, lo, hi in checks:
+            if a.size and not _np_in_range(a, lo, hi):
+                raise ValueError(f"{name}: {msg}")
+        return
+    verdicts = []
+    for _, _, a, lo, hi in checks:
+        if lib == "torch":
+            import torch
+
+            if a.numel() == 0:
+                verdicts.append(torch.ones((), dtype=torch.bool, device=a.device))
+                continue
+            mn, mx = torch.aminmax(a.detach())
+        else:
+            if _compat.size(a) == 0:
+                verdicts.append(xp.asarray(True, device=_compat.device(a)))
+                continue
+            mn, mx = xp.min(a), xp.max(a)
+        verdicts.append((mn >= lo) & ((mx <= hi) if hi != math.inf else (mx < hi)))
+    if not verdicts:
+        return
+    if lib == "torch":
+        import torch
+
+        flags = torch.stack(verdicts).tolist()  # the one read
     else:
-        bad = _any(xp, ((z < 0) | (z > 1)) & m)
-    if bad:
-        raise ValueError(f"{labels_name}: values must lie in [0, 1] (found values outside)")
-    if is_array(q) and _min_below(xp, q, 0.0):
-        raise ValueError("pos_weight: values must be non-negative (found negative values)")
-    if w is not None and is_array(w) and _min_below(xp, w, 0.0):
-        raise ValueError("weight: values must be non-negative (found negative values)")
+        flags = [True] * len(verdicts)
+        if not bool(xp.all(xp.stack(verdicts))):  # the one read on success
+            flags = [bool(v) for v in verdicts]
+    for ok, (name, msg, *_) in zip(flags, checks, strict=True):
+        if not ok:
+            raise ValueError(f"{name}: {msg}")
+
+
+def _np_in_range(a: Array, lo: float, hi: float) -> bool:
+    mn, mx = np.min(a), np.max(a)
+    return bool(mn >= lo) and bool(mx <= hi if hi != math.inf else mx < hi)

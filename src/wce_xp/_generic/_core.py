@@ -113,7 +113,9 @@ def log_one_minus_pt(z: Array, x: Array, *, xp: ModuleType) -> Array:
     # big = -inf only if both are -inf: then 1 - p_t = 0. Keep the difference finite.
     both_inf = big == -math.inf
     diff = xp.where(both_inf, 0.0, small) - xp.where(both_inf, 0.0, big)
-    return big + xp.log1p(xp.exp(diff))
+    # 1 - p_t ≤ 1 for labels in [0, 1]: rounding must not push the log above 0, so that
+    # the modulating factor is ≤ 1 and the focal loss never exceeds the cross-entropy.
+    return xp.minimum(big + xp.log1p(xp.exp(diff)), 0.0)
 
 
 def focal_loss(
@@ -124,14 +126,18 @@ def focal_loss(
     alpha: float | None,
     *,
     xp: ModuleType,
+    ce: Array | None = None,
 ) -> Array:
     """Lin et al.'s focal loss ``α_t·(1 - p_t)^γ·L(x, z, q)`` on logits.
 
-    The modulating factor is ``exp(γ·log(1 - p_t))``. Where the loss itself is
-    infinite (an infinite logit on the wrong side) the factor is replaced by its
+    The modulating factor is ``exp(γ·log(1 - p_t))``, at most 1. Where the loss itself
+    is infinite (an infinite logit on the wrong side) the factor is replaced by its
     limit, which depends on ``z`` only, so that no ``0·inf`` reaches the gradient.
+    ``ce``: the cross-entropy already computed (by the same kernel as the plain loss,
+    so that the focal loss is never above it).
     """
-    ce = weighted_loss(z, x, q, xp=xp)
+    if ce is None:
+        ce = weighted_loss(z, x, q, xp=xp)
     if gamma != 0.0:
         mod = xp.exp(gamma * log_one_minus_pt(z, x, xp=xp))
         ce_inf = xp.isinf(ce)
@@ -173,12 +179,16 @@ def reduce_loss(
     reduction: str,
     axes: tuple[int, ...],
     xp: ModuleType,
+    acc_dtype: Any = None,
 ) -> Array:
     """Apply weights, a mask and a reduction to an elementwise loss.
 
     Masked elements are already 0 in ``loss``. ``"mean"`` divides by the number of
     unmasked elements, ``"weighted_mean"`` by their total weight; an empty or
-    zero-weight reduction is NaN (computed without a 0/0, so no warning).
+    zero-weight reduction is NaN (computed without a 0/0, so no warning). Sums are
+    accumulated in ``acc_dtype`` (float64 for float32 losses where the backend has
+    it: a float32 running sum over an axis of millions of rows drifts by 1e-3) and
+    returned in that dtype; the caller casts.
     """
     if weight is not None:
         # A zero weight drops the element: 0 even where the loss is infinite (the
@@ -188,7 +198,8 @@ def reduce_loss(
             loss = xp.where(mask, loss, 0.0)
     if reduction == "none":
         return loss
-    total = xp.sum(loss, axis=axes)
+    acc = loss.dtype if acc_dtype is None else acc_dtype
+    total = xp.sum(loss, axis=axes, dtype=acc)
     if reduction == "sum":
         return total
     shape = loss.shape
@@ -202,13 +213,13 @@ def reduce_loss(
             return total / float(n)
         # counts in integers: exact at any size (a float32 count stalls at 2**24)
         count = xp.sum(xp.astype(xp.broadcast_to(mask, shape), xp.int64), axis=axes)
-        denom = xp.astype(count, loss.dtype)
+        denom = xp.astype(count, acc)
     else:  # weighted_mean
         # weight·ones materializes the broadcast: a sum over a stride-0 view is
         # accumulated sequentially by some backends (torch: 1e-4 off at 1e5 elements)
         w = xp.ones_like(loss) if weight is None else weight * xp.ones_like(loss)
         if mask is not None:
             w = xp.where(mask, w, 0.0)
-        denom = xp.sum(w, axis=axes)
+        denom = xp.sum(w, axis=axes, dtype=acc)
     empty = denom == 0
     return xp.where(empty, math.nan, total / xp.where(empty, 1.0, denom))

@@ -22,19 +22,28 @@ def applies(*arrays: Any) -> bool:
     return all(isinstance(getattr(a, "_meta", None), np.ndarray) for a in arrays)
 
 
-def _align(q: Any, x: Array) -> Any:
+def _align(v: Any, x: Array) -> Any:
+    """``v`` broadcast to the logits' shape with the logits' chunks, whatever its own
+    chunking (map_blocks pairs blocks by index, so they must line up)."""
     import dask.array as da
 
-    if isinstance(q, float):
-        return q
-    return da.broadcast_to(q, x.shape, chunks=x.chunks)
+    if isinstance(v, float):
+        return v
+    if tuple(v.shape) != tuple(x.shape):
+        v = da.broadcast_to(v, x.shape)
+    return v if v.chunks == x.chunks else v.rechunk(x.chunks)
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float) -> Array:
+def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array:
     import dask.array as da
 
-    return da.map_blocks(_numpy.weighted_loss, z, x, _align(q, x), dtype=x.dtype,
-                         meta=np.empty((0,) * x.ndim, x.dtype))
+    return da.map_blocks(weighted_loss_block, _align(z, x), x, _align(q, x), nonneg=nonneg,
+                         dtype=x.dtype, meta=np.empty((0,) * x.ndim, x.dtype))
+
+
+def weighted_loss_block(z: Array, x: Array, q: Any, nonneg: bool) -> Array:
+    """One block through the NumPy kernel (a named function: the graph layer's name)."""
+    return _numpy.weighted_loss(z, x, q, nonneg=nonneg)
 
 
 def _gh_block(z: Array, x: Array, q: Any) -> Array:
@@ -46,6 +55,6 @@ def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
     import dask.array as da
 
     qa = _align(q, x)
-    both = da.map_blocks(_gh_block, z, x, qa, dtype=x.dtype, new_axis=0,
+    both = da.map_blocks(_gh_block, _align(z, x), x, qa, dtype=x.dtype, new_axis=0,
                          chunks=((2,), *x.chunks), meta=np.empty((0,) * (x.ndim + 1), x.dtype))
     return both[0], both[1]

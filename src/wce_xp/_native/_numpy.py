@@ -60,7 +60,7 @@ _QUIET = {"invalid": "ignore", "over": "ignore"}
 
 @np.errstate(**_QUIET)  # type: ignore[arg-type]
 def _chunk_loss(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
-    """The loss of one chunk into ``out``, in place on the buffers.
+    """The loss of one chunk into ``out``, for non-negative ``a = q·z`` and ``b = 1 - z``.
 
     Masked ufuncs (``where=``) and ``np.where`` are 20-50x slower than plain ufuncs
     here, so the selection ``c·|x|`` is done arithmetically: ``max(b·x, -(a·x))`` is
@@ -70,20 +70,56 @@ def _chunk_loss(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Arr
     reaches the result through the log1p term.
     """
     y, g, a, b, t = buf.y, buf.g, buf.a, buf.b, buf.t
-    np.abs(xc, out=y)
-    np.negative(y, out=y)
-    np.exp(y, out=y)
-    np.log1p(y, out=g)  # g = log1p(exp(-|x|)) in [0, log 2]
-    np.multiply(zc, qc, out=a)  # a = q·z
-    np.subtract(1.0, zc, out=b)  # b = 1 - z
-    np.add(a, b, out=t)  # l = a + b
-    np.multiply(g, t, out=g)  # l·g
+    _log_term(xc, zc, qc, y, g, a, b, t)
     np.multiply(b, xc, out=b)  # b·x
     np.multiply(a, xc, out=a)
     np.negative(a, out=a)  # a·(-x)
     np.fmax(b, a, out=b)
     np.fmax(b, 0.0, out=b)  # c·|x|
     np.add(b, g, out=out)
+    return out
+
+
+def _log_term(xc: Array, zc: Array, qc: Array | float, y: Array, g: Array, a: Array,
+              b: Array, t: Array) -> None:
+    """``g = l·log1p(exp(-|x|))``, ``a = q·z``, ``b = 1 - z`` (``y``, ``t`` scratch)."""
+    np.abs(xc, out=y)
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    np.log1p(y, out=g)  # log1p(exp(-|x|)) in [0, log 2]
+    np.multiply(zc, qc, out=a)  # a = q·z
+    np.subtract(1.0, zc, out=b)  # b = 1 - z
+    np.add(a, b, out=t)  # l = a + b
+    np.multiply(g, t, out=g)  # l·g
+
+
+@np.errstate(**_QUIET)  # type: ignore[arg-type]
+def _chunk_loss_signed(
+    xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array
+) -> Array:
+    """The loss of one chunk for coefficients of any sign (labels outside [0, 1],
+    negative weights: PyTorch's semantics, or ``validate=False``).
+
+    ``c·|x| = b·max(x, 0) - a·min(x, 0)``: one of the two terms is 0 for each x, and
+    the sum has the sign of the coefficients. Only ``0·inf`` (a zero coefficient at an
+    infinite logit) gives NaN here; such a chunk is redone with explicit selections.
+    """
+    y, g, a, b, t = buf.y, buf.g, buf.a, buf.b, buf.t
+    _log_term(xc, zc, qc, y, g, a, b, t)
+    np.maximum(xc, 0.0, out=y)
+    np.multiply(b, y, out=b)  # b·max(x, 0)
+    np.minimum(xc, 0.0, out=y)
+    np.multiply(a, y, out=a)  # -a·|min(x, 0)|
+    np.subtract(b, a, out=b)
+    np.add(b, g, out=out)
+    np.isnan(out, out=buf.m)
+    if buf.m.any():
+        # exact rule: c = a where x < 0 else b; c = 0 gives 0 whatever |x| is
+        # (a NaN logit stays NaN through the log term, which is never guarded)
+        a_full = np.multiply(zc, qc)
+        c = np.where(xc < 0, a_full, 1.0 - zc)
+        lin = np.where(c == 0, 0.0, c * np.abs(xc))
+        np.add(lin, g, out=out)
     return out
 
 
@@ -157,9 +193,17 @@ def _map_chunks(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int) -
     return outs
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float) -> Array:
-    """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype)."""
-    return _map_chunks(_chunk_loss, z, x, q, 1)[0]
+def _as_1d(v: Any) -> Any:
+    """0-d operands as 1-element views (the chunk loop indexes rows)."""
+    return v if v is None or isinstance(v, float) else v.reshape(1)
+
+
+def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array:
+    """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype).
+    ``nonneg``: ``q·z`` and ``1 - z`` are known to be ≥ 0 (a shorter formula)."""
+    if x.ndim == 0:
+        return weighted_loss(_as_1d(z), _as_1d(x), _as_1d(q), nonneg=nonneg).reshape(())
+    return _map_chunks(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1)[0]
 
 
 @np.errstate(**_QUIET)  # type: ignore[arg-type]
@@ -171,6 +215,7 @@ def reduced_loss(
     weight: Array | None,
     mask: Array | None,
     reduction: str,
+    nonneg: bool = False,
 ) -> Array:
     """``sum``/``mean``/``weighted_mean`` over all elements, never materializing the loss.
 
@@ -178,6 +223,10 @@ def reduced_loss(
     chunks), so a float32 mean over 1e8 elements is within 1e-6 of a float64 reference.
     Masked elements must already be zeroed in ``z`` and ``x`` (their loss is finite).
     """
+    if x.ndim == 0:
+        return reduced_loss(_as_1d(z), _as_1d(x), _as_1d(q), weight=_as_1d(weight),
+                            mask=_as_1d(mask), reduction=reduction, nonneg=nonneg)
+    kernel = _chunk_loss if nonneg else _chunk_loss_signed
     dtype = x.dtype
     total = 0.0
     denom = 0.0
@@ -191,7 +240,7 @@ def reduced_loss(
         loss_buf = np.empty((rows, *xv.shape[1:]), dtype)
         for i0, i1 in chunks:
             qc = qb if isinstance(qb, float) else qb[i0:i1]  # type: ignore[index]
-            lc = _chunk_loss(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), loss_buf[: i1 - i0])
+            lc = kernel(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), loss_buf[: i1 - i0])
             wc = None if wb is None else wb[i0:i1]  # type: ignore[index]
             mc = None if mb is None else mb[i0:i1]  # type: ignore[index]
             if wc is not None:
@@ -202,7 +251,7 @@ def reduced_loss(
             if wc is not None and math.isnan(part):
                 # rare: 0·inf (a zero weight on an infinite loss) or a NaN input.
                 # Redo this chunk with the exact rule: a zero weight drops the element.
-                lc = _chunk_loss(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), lc)
+                lc = kernel(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), lc)
                 lc = np.where(wc == 0, 0.0, lc * wc)
                 if mc is not None:
                     lc = lc * mc
@@ -228,6 +277,10 @@ def reduced_loss(
 
 
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
-    """Chunked gradient and Hessian (the generic formulas, in place on buffers)."""
+    """Chunked gradient and Hessian (the generic formulas, in place on buffers; any
+    sign of the coefficients)."""
+    if x.ndim == 0:
+        g, h = grad_hess(_as_1d(z), _as_1d(x), _as_1d(q))
+        return g.reshape(()), h.reshape(())
     g, h = _map_chunks(_chunk_grad_hess, z, x, q, 2)
     return g, h

@@ -25,14 +25,9 @@ Array = Any
 def _kernel_backend(x: Any) -> str | None:
     import torch
 
+    # Traces, functorch transforms and forward-mode AD were ruled out by the caller
+    # (_validation.context); here only what the kernels themselves need.
     if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
-        return None
-    try:
-        if torch._C._functorch.is_functorch_wrapped_tensor(x):
-            return None
-    except AttributeError:  # pragma: no cover - older torch
-        pass
-    if torch.compiler.is_compiling():
         return None
     if x.device.type == "cpu":
         return "numpy"
@@ -45,12 +40,13 @@ def _kernel_backend(x: Any) -> str | None:
     return None
 
 
-def _run(kind: str, fn: str, z: Any, x: Any, q: Any) -> Any:
+def _run(kind: str, fn: str, z: Any, x: Any, q: Any, nonneg: bool = False) -> Any:
     import torch
 
     if kind == "numpy":
         qn = q if isinstance(q, float) else q.detach().numpy()
-        res = getattr(_numpy, fn)(z.detach().numpy(), x.detach().numpy(), qn)
+        kw = {"nonneg": nonneg} if fn == "weighted_loss" else {}
+        res = getattr(_numpy, fn)(z.detach().numpy(), x.detach().numpy(), qn, **kw)
         return torch.from_numpy(res) if fn == "weighted_loss" else tuple(
             torch.from_numpy(r) for r in res)
     import cupy
@@ -105,11 +101,11 @@ def _make_function() -> Any:
 
     class WeightedLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
-        def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str) -> Any:
+        def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str, nonneg: bool) -> Any:
             ctx.save_for_backward(z, x)
             ctx.q = q
             ctx.kind = kind
-            return _run(kind, "weighted_loss", z, x, q)
+            return _run(kind, "weighted_loss", z, x, q, nonneg)
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
@@ -117,11 +113,11 @@ def _make_function() -> Any:
             q = ctx.q
             if not torch.is_grad_enabled():  # first-order only: the fused kernel
                 g, _ = _run(ctx.kind, "grad_hess", z, x, q)
-                return None, go * g, None, None
+                return None, go * g, None, None, None
             # create_graph=True: d/dx = (1 - z)·σ(x) - q·z·σ(-x), with a σ whose own derivative is
             # accurate too (torch.sigmoid's backward forms 1 - σ, which cancels)
             g = (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
-            return None, go * g, None, None
+            return None, go * g, None, None, None
 
     return WeightedLoss
 
@@ -129,7 +125,7 @@ def _make_function() -> Any:
 _FUNCTION: Any = None
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float) -> Array | None:
+def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array | None:
     """The loss through the fused kernel, or None where the generic path must run."""
     global _FUNCTION
     import torch
@@ -144,8 +140,8 @@ def weighted_loss(z: Array, x: Array, q: Array | float) -> Array | None:
     if torch.is_grad_enabled() and x.requires_grad:
         if _FUNCTION is None:
             _FUNCTION = _make_function()
-        return _FUNCTION.apply(z, x, q, kind)
-    return _run(kind, "weighted_loss", z, x, q)
+        return _FUNCTION.apply(z, x, q, kind, nonneg)
+    return _run(kind, "weighted_loss", z, x, q, nonneg)
 
 
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array] | None:
