@@ -58,12 +58,24 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Ar
     return xp.where(at_zero, taylor, loss)
 
 
+def _neg_abs(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``(x >= 0, -|x|)`` with ``-|x|`` as a selection of ``-x`` and ``x``.
+
+    Its values are those of ``-abs(x)``, but every derivative that autodiff takes
+    through it is the derivative of one analytic branch (``-x`` at ``x = 0``), so
+    functions built on it keep exact derivatives of every order at 0, where
+    ``abs'(0) = 0`` would make them wrong.
+    """
+    pos = x >= 0
+    return pos, xp.where(pos, -x, x)
+
+
 def sigmoid_pair(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     """``(σ(x), σ(-x))`` without overflow: both from ``e = exp(-|x|)``."""
-    e = xp.exp(-xp.abs(x))
+    pos, u = _neg_abs(x, xp=xp)
+    e = xp.exp(u)
     r = 1.0 / (1.0 + e)
     er = e * r
-    pos = x >= 0
     return xp.where(pos, r, er), xp.where(pos, er, r)
 
 
@@ -75,11 +87,11 @@ def grad_hess(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> tuple[
     """
     a = q * z
     b = 1.0 - z
-    e = xp.exp(-xp.abs(x))
+    pos, u = _neg_abs(x, xp=xp)  # exact derivatives of grad and hess at x = 0 too
+    e = xp.exp(u)
     one_e = 1.0 + e
     r = 1.0 / one_e
     er = e * r
-    pos = x >= 0
     s_pos = xp.where(pos, r, er)
     s_neg = xp.where(pos, er, r)
     grad = b * s_pos - a * s_neg
@@ -101,11 +113,12 @@ def log_one_minus_pt(z: Array, x: Array, *, xp: ModuleType) -> Array:
     never forms ``1 - p_t`` (which underflows to 0 at |x| ≈ 100 in float32, where a
     plain power ``(1 - p_t)**gamma`` with gamma < 1 has an infinite derivative).
     """
-    y = xp.abs(x)
-    g = xp.log1p(xp.exp(-y))
+    pos, u = _neg_abs(x, xp=xp)
+    g = xp.log1p(xp.exp(u))
     zero = xp.zeros_like(x)
-    sp_pos = xp.maximum(x, zero) + g  # softplus(x)
-    sp_neg = xp.maximum(-x, zero) + g  # softplus(-x)
+    # softplus(±x) = max(±x, 0) + log1p(exp(-|x|)), with max as a selection too
+    sp_pos = xp.where(pos, x, zero) + g  # softplus(x)
+    sp_neg = xp.where(pos, zero, -x) + g  # softplus(-x)
     u = _log_or_neg_inf(z, xp=xp) - sp_pos
     v = _log_or_neg_inf(1.0 - z, xp=xp) - sp_neg
     big = xp.maximum(u, v)
@@ -115,7 +128,7 @@ def log_one_minus_pt(z: Array, x: Array, *, xp: ModuleType) -> Array:
     diff = xp.where(both_inf, 0.0, small) - xp.where(both_inf, 0.0, big)
     # 1 - p_t ≤ 1 for labels in [0, 1]: rounding must not push the log above 0, so that
     # the modulating factor is ≤ 1 and the focal loss never exceeds the cross-entropy.
-    return xp.minimum(big + xp.log1p(xp.exp(diff)), 0.0)
+    return xp.minimum(big + xp.log1p(xp.exp(diff)), zero)
 
 
 def focal_loss(
