@@ -14,6 +14,7 @@ from ._validation import (
     accumulation_dtype,
     as_float,
     context,
+    finish,
     kind_of,
     prepare,
 )
@@ -72,7 +73,7 @@ def weighted_cross_entropy_grad_hess(
     if inp.weight is not None:
         g = inp.weight * g
         h = inp.weight * h
-    return ns.astype(g, inp.out_dtype, copy=False), ns.astype(h, inp.out_dtype, copy=False)
+    return finish(inp, g), finish(inp, h)
 
 
 def pos_weight_from_labels(

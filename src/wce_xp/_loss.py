@@ -10,7 +10,7 @@ from typing import Any
 
 from . import _dispatch
 from ._generic import _core
-from ._validation import Inputs, as_float, check_reduction, prepare
+from ._validation import Inputs, as_float, check_reduction, finish, prepare
 
 Array = Any
 Axis = int | tuple[int, ...] | None
@@ -44,7 +44,7 @@ def _family(
             nonneg=inp.nonneg,
         )
         if fast is not None:
-            return xp.astype(fast, inp.out_dtype, copy=False)
+            return finish(inp, fast)
     # The focal loss multiplies the very cross-entropy the plain loss returns (same
     # kernel), so focal ≤ cross-entropy holds to the last bit.
     loss = _dispatch.elementwise_loss(z, x, inp.q, xp=xp, native=inp.native, nonneg=inp.nonneg)
@@ -56,7 +56,7 @@ def _family(
         loss, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
         acc_dtype=inp.acc_dtype,
     )
-    return xp.astype(out, inp.out_dtype, copy=False)
+    return finish(inp, out)
 
 
 def weighted_cross_entropy_with_logits(

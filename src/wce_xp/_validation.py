@@ -385,6 +385,15 @@ def prepare(
                   native=ctx.native, nonneg=may_read)
 
 
+def finish(inp: Inputs, out: Array) -> Array:
+    """The result in the output dtype; NumPy's 0-d arithmetic returns scalars, which
+    go back into 0-d arrays (every backend returns an array)."""
+    out = inp.xp.astype(out, inp.out_dtype, copy=False)
+    if inp.lib == "numpy" and not isinstance(out, np.ndarray):
+        out = np.asarray(out)
+    return out
+
+
 def accumulation_dtype(ctx: Context, compute: Any) -> Any:
     """float64 for sums of float32 values, where the backend has float64 (JAX only with
     x64 enabled): a float32 accumulator drifts by 1e-3 over millions of rows."""

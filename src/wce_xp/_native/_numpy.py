@@ -201,6 +201,7 @@ def _as_1d(v: Any) -> Any:
 def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array:
     """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype).
     ``nonneg``: ``q·z`` and ``1 - z`` are known to be ≥ 0 (a shorter formula)."""
+    z, x = np.asarray(z), np.asarray(x)  # NumPy's 0-d arithmetic gives scalars
     if x.ndim == 0:
         return weighted_loss(_as_1d(z), _as_1d(x), _as_1d(q), nonneg=nonneg).reshape(())
     return _map_chunks(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1)[0]
@@ -223,6 +224,7 @@ def reduced_loss(
     chunks), so a float32 mean over 1e8 elements is within 1e-6 of a float64 reference.
     Masked elements must already be zeroed in ``z`` and ``x`` (their loss is finite).
     """
+    z, x = np.asarray(z), np.asarray(x)
     if x.ndim == 0:
         return reduced_loss(_as_1d(z), _as_1d(x), _as_1d(q), weight=_as_1d(weight),
                             mask=_as_1d(mask), reduction=reduction, nonneg=nonneg)
@@ -279,6 +281,7 @@ def reduced_loss(
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
     """Chunked gradient and Hessian (the generic formulas, in place on buffers; any
     sign of the coefficients)."""
+    z, x = np.asarray(z), np.asarray(x)
     if x.ndim == 0:
         g, h = grad_hess(_as_1d(z), _as_1d(x), _as_1d(q))
         return g.reshape(()), h.reshape(())
