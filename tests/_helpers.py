@@ -16,7 +16,10 @@ def make(xp: Any, device: Any, a: Any, dtype: str | None = None) -> Any:
     arr = np.asarray(a)
     if dtype is not None:
         arr = arr.astype(dtype)
-    dt = getattr(xp, str(arr.dtype)) if arr.dtype.kind in "fiub" else None
+    dt = None
+    if arr.dtype.kind in "fiub":
+        # array-api-compat's Dask namespace names only the standard's dtypes
+        dt = getattr(xp, str(arr.dtype), None) or arr.dtype
     if arr.dtype == np.bool_:
         dt = xp.bool
     kwargs = {} if device is None else {"device": device}
