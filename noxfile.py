@@ -28,6 +28,13 @@ def _install_torch_cpu(session: nox.Session) -> None:
         session.install("torch", "--index-url", "https://download.pytorch.org/whl/cpu")
 
 
+def _with_peers(session: nox.Session, extras: str) -> None:
+    """The package with its test extras, and PyTorch's CPU build: the ports of PyTorch's
+    own tests (tests/peers) take their expected values from PyTorch on every backend."""
+    _install_torch_cpu(session)
+    session.install("-e", f".[{extras}]")
+
+
 def _pytest(session: nox.Session, backend: str, *extra: str) -> None:
     session.run("pytest", "--backend", backend, *extra, *session.posargs)
 
@@ -41,33 +48,32 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def numpy(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    _with_peers(session, "test")
     _pytest(session, "numpy")
     session.run("pytest", "--doctest-modules", "src/wce_xp")  # the docstrings' examples
 
 
 @nox.session
 def array_api_strict(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    _with_peers(session, "test")
     _pytest(session, "array_api_strict")
 
 
 @nox.session
 def torch(session: nox.Session) -> None:
-    _install_torch_cpu(session)
-    session.install("-e", ".[test]")
+    _with_peers(session, "test")
     _pytest(session, "torch")
 
 
 @nox.session
 def jax(session: nox.Session) -> None:
-    session.install("-e", ".[test,jax]")
+    _with_peers(session, "test,jax")
     _pytest(session, "jax")
 
 
 @nox.session
 def dask(session: nox.Session) -> None:
-    session.install("-e", ".[test,dask]")
+    _with_peers(session, "test,dask")
     _pytest(session, "dask")
 
 
