@@ -1,6 +1,7 @@
 """Root conftest: the option that selects which array backends the suite runs on."""
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy", "torch_cuda")
+BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "cupy",
+            "torch_cuda")
 
 
 def pytest_addoption(parser):

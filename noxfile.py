@@ -11,7 +11,9 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "numpy", "array_api_strict", "torch", "jax", "dask", "boosting"]
+nox.options.sessions = [
+    "lint", "numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "boosting",
+]
 nox.options.error_on_missing_interpreters = True
 
 # PyTorch: a plain `pip install torch` resolves to a multi-GB CUDA build. This project's
@@ -75,6 +77,14 @@ def jax(session: nox.Session) -> None:
 def dask(session: nox.Session) -> None:
     _with_peers(session, "test,dask")
     _pytest(session, "dask")
+
+
+@nox.session
+def tensorflow(session: nox.Session) -> None:
+    """The suite on tf.Tensor (TensorFlow's CPU package), plus its own tests."""
+    _with_peers(session, "test,tensorflow")
+    session.env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    _pytest(session, "tensorflow")
 
 
 @nox.session

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace
-from array_api_compat import device as device_of
+
+from wce_xp._compat import backend_name, is_tf_tensor
 
 DTYPES = ("float32", "float64")
 
@@ -26,9 +27,39 @@ def make(xp: Any, device: Any, a: Any, dtype: str | None = None) -> Any:
     return xp.asarray(arr, dtype=dt, **kwargs)
 
 
+def tf_test_namespace() -> Any:
+    """wce_xp's TensorFlow namespace plus the few functions only the tests use."""
+    import types
+
+    import tensorflow as tf
+
+    from wce_xp import _tf
+
+    ns = types.ModuleType("wce_xp._tf")  # backend_name() reads the name
+    ns.__dict__.update({k: v for k, v in vars(_tf).items() if not k.startswith("__")})
+    ns.permute_dims = lambda x, axes: tf.transpose(x, axes)
+    ns.isfinite = tf.math.is_finite
+    return ns
+
+
+def device_of(a: Any) -> Any:
+    """The device of any backend's array (TensorFlow: its device string)."""
+    if is_tf_tensor(a):
+        return a.device
+    from array_api_compat import device
+
+    return device(a)
+
+
+def backend_of(a: Any) -> str:
+    return "tensorflow" if is_tf_tensor(a) else backend_name(array_namespace(a))
+
+
 def to_numpy(a: Any) -> np.ndarray:
     """Any backend's array as a NumPy array (computing Dask, copying from GPUs)."""
     mod = type(a).__module__
+    if mod.startswith("tensorflow"):
+        return np.asarray(a.numpy())
     if mod.startswith("torch"):
         return a.detach().cpu().numpy()
     if mod.startswith("dask"):
@@ -44,7 +75,8 @@ def to_numpy(a: Any) -> np.ndarray:
 
 def assert_like(result: Any, xp: Any, dtype: Any, shape: tuple[int, ...], device: Any) -> None:
     """Namespace, dtype, shape and device of ``result``, not only its values."""
-    assert array_namespace(result) is xp, f"namespace {array_namespace(result)} is not {xp}"
+    got, want = backend_of(result), backend_name(xp)
+    assert got == want, f"namespace {got} is not {want}"
     assert result.dtype == dtype, f"dtype {result.dtype} != {dtype}"
     assert tuple(result.shape) == tuple(shape), f"shape {tuple(result.shape)} != {shape}"
     if device is not None:

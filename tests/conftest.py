@@ -18,6 +18,7 @@ class Backend(enum.Enum):
     TORCH = "torch"
     JAX = "jax"
     DASK = "dask"
+    TENSORFLOW = "tensorflow"
     CUPY = "cupy"
     TORCH_CUDA = "torch_cuda"
 
@@ -93,6 +94,10 @@ def xp(backend):
     from array_api_compat import array_namespace
 
     mod = _import_backend(backend)
+    if backend is Backend.TENSORFLOW:
+        from ._helpers import tf_test_namespace
+
+        return tf_test_namespace()
     if backend is Backend.TORCH_CUDA:
         probe = mod.zeros(1, device="cuda")
     elif backend is Backend.DASK:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import wce_xp
+from wce_xp._compat import backend_name
 
-from ._helpers import DTYPES, assert_like, make, to_numpy
+from ._helpers import DTYPES, assert_like, backend_of, device_of, make, to_numpy
 
 TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
 
@@ -51,7 +52,7 @@ def test_namespace_dtype_shape_device_are_preserved(xp, device, dtype):
     x = make(xp, device, np.linspace(-5, 5, 12).reshape(3, 4), dtype)
     z = make(xp, device, (np.arange(12).reshape(3, 4) % 2), dtype)
     q = make(xp, device, [1.0, 2.0, 3.0, 4.0], dtype)
-    dev = wce_xp._compat.device(x)
+    dev = device_of(x)
     for out in (
         wce_xp.weighted_cross_entropy_with_logits(z, x, q),
         wce_xp.sigmoid_cross_entropy_with_logits(z, x),
@@ -84,14 +85,14 @@ def test_non_default_device(xp, backend):
     z = xp.asarray([1.0, 0.0, 1.0], device=dev)
     q = xp.asarray([2.0], device=dev)
     out = wce_xp.weighted_cross_entropy_with_logits(z, x, q)
-    assert wce_xp._compat.device(out) == dev
+    assert device_of(out) == dev
     mean = wce_xp.weighted_cross_entropy_with_logits(z, x, [2.0], reduction="mean")
-    assert wce_xp._compat.device(mean) == dev
+    assert device_of(mean) == dev
 
 
 def test_python_scalars_lists_and_numpy_scalars_are_converted(xp, device):
     x = make(xp, device, [0.5, -1.0, 3.0], "float32")
-    dev = wce_xp._compat.device(x)
+    dev = device_of(x)
     a = wce_xp.weighted_cross_entropy_with_logits([1, 0, 1], x, np.float32(2.0))
     b = wce_xp.weighted_cross_entropy_with_logits(
         make(xp, device, [1.0, 0.0, 1.0], "float32"), x, [2.0, 2.0, 2.0])
@@ -155,4 +156,4 @@ def test_forced_namespace(xp, device, backend):
     if backend.value in ("torch_cuda",):
         pytest.skip("xp= converts host lists onto the default device only")
     out = wce_xp.sigmoid_cross_entropy_with_logits([1.0, 0.0], [0.5, -0.5], xp=xp)
-    assert wce_xp._compat.array_namespace(out) is xp
+    assert backend_of(out) == backend_name(xp)

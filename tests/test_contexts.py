@@ -17,7 +17,7 @@ import pytest
 import wce_xp
 from wce_xp import _dispatch, _validation
 
-from ._helpers import assert_like, make, to_numpy
+from ._helpers import assert_like, device_of, make, to_numpy
 
 wce = wce_xp.weighted_cross_entropy_with_logits
 
@@ -92,13 +92,13 @@ def test_zero_dim_arrays_on_every_backend(xp, device, reduction):
         else:
             out = fn(z, x, gamma=0.0, reduction=reduction, **kw)
             want = 2.0 * _analytic_loss(1.0, -0.7, 1.0)
-        assert_like(out, xp, x.dtype, (), wce_xp._compat.device(x))
+        assert_like(out, xp, x.dtype, (), device_of(x))
         if reduction == "weighted_mean":
             want /= 2.0
         assert float(to_numpy(out)) == pytest.approx(want, rel=1e-6)
     g, h = wce_xp.weighted_cross_entropy_grad_hess(z, x, 3.0)
-    assert_like(g, xp, x.dtype, (), wce_xp._compat.device(x))
-    assert_like(h, xp, x.dtype, (), wce_xp._compat.device(x))
+    assert_like(g, xp, x.dtype, (), device_of(x))
+    assert_like(h, xp, x.dtype, (), device_of(x))
 
 
 # --- 2-4. PyTorch's transforms and compiler -------------------------------------------

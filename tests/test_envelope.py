@@ -19,7 +19,7 @@ import pytest
 import wce_xp
 from wce_xp._native import _numpy as native_numpy
 
-from ._helpers import assert_like, make, to_numpy
+from ._helpers import assert_like, device_of, make, to_numpy
 
 BIG = 2 * native_numpy.CHUNK + 1234  # three chunks of the NumPy kernel
 
@@ -54,7 +54,7 @@ def _cases():
 
 
 def _dtype_ok(backend, dtype):
-    if dtype == "bfloat16" and backend.value not in ("torch", "torch_cuda", "jax"):
+    if dtype == "bfloat16" and backend.value not in ("torch", "torch_cuda", "jax", "tensorflow"):
         pytest.skip(f"{backend.value} has no bfloat16")
     if dtype == "float16" and backend.value == "array_api_strict":
         pytest.skip("array_api_strict has no float16")
@@ -200,7 +200,7 @@ def test_every_function_every_option(xp, device, backend, shape, layout, dtype):
     xv = to_numpy(xp.astype(x, xp.float64))
     zv = to_numpy(xp.astype(z, xp.float64))
     check = _Checker(xp, device, dtype)
-    check.dev = wce_xp._compat.device(x)
+    check.dev = device_of(x)
 
     def conv(v):
         return make(xp, device, v) if isinstance(v, np.ndarray) else v
@@ -262,7 +262,7 @@ def test_pos_weight_from_labels_envelope(xp, device, backend, shape):
     for axis in (None, 0):
         out = wce_xp.pos_weight_from_labels(za, axis=axis)
         want = (1 - z).sum(axis=axis) / z.sum(axis=axis)
-        assert_like(out, xp, za.dtype, np.shape(want), wce_xp._compat.device(za))
+        assert_like(out, xp, za.dtype, np.shape(want), device_of(za))
         np.testing.assert_allclose(to_numpy(out), want, rtol=1e-12)
     out = wce_xp.pos_weight_from_labels(za, mask=make(xp, device, m))
     want = ((1 - z) * m).sum(0) / (z * m).sum(0)
@@ -270,7 +270,7 @@ def test_pos_weight_from_labels_envelope(xp, device, backend, shape):
     for lab_dtype in ("bool", "int32"):
         out = wce_xp.pos_weight_from_labels(make(xp, device, z.astype(lab_dtype)))
         assert tuple(out.shape) == shape[1:]
-        default = xp.asarray(0.0, device=wce_xp._compat.device(za)).dtype
+        default = xp.asarray(0.0, device=device_of(za)).dtype
         assert out.dtype == default  # the default floating dtype (float32 in torch)
         rtol = 1e-12 if default == xp.float64 else 1e-6
         np.testing.assert_allclose(to_numpy(out), (1 - z).sum(0) / z.sum(0), rtol=rtol)

@@ -40,6 +40,13 @@ def _autograd(backend, xp, device, fn, x, z, q):
         zj, qj = make(xp, device, z), make(xp, device, q)
         g = jax.grad(lambda xv: fn(zj, xv, qj).sum())(make(xp, device, x))
         return to_numpy(g)
+    if backend.value == "tensorflow":
+        import tensorflow as tf
+
+        xv = tf.Variable(make(xp, device, x))
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(fn(make(xp, device, z), xv, make(xp, device, q)))
+        return to_numpy(tape.gradient(total, xv))
     pytest.skip(f"{backend.value} has no automatic differentiation")
 
 

@@ -93,6 +93,17 @@ def test_agrees_with_autograd_and_jax_hessian(xp, device, backend):
 
         got_g = np.asarray(jax.grad(lambda v: f(v).sum())(make(xp, device, x)))
         got_h = np.diag(np.asarray(jax.hessian(lambda v: f(v).sum())(make(xp, device, x))))
+    elif backend.value == "tensorflow":
+        import tensorflow as tf
+
+        xv = tf.Variable(make(xp, device, x))
+        zt = make(xp, device, z)
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                loss = tf.reduce_sum(wce_xp.weighted_cross_entropy_with_logits(zt, xv, q))
+            gt = inner.gradient(loss, xv)
+        ht = outer.gradient(gt, xv)  # elementwise loss: the Hessian's diagonal
+        got_g, got_h = to_numpy(gt), to_numpy(ht)
     else:
         pytest.skip(f"{backend.value} has no automatic differentiation")
     np.testing.assert_allclose(got_g, g, rtol=1e-14, atol=1e-300)

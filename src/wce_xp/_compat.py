@@ -46,6 +46,7 @@ __all__ = [
     "is_lazy",
     "is_numpy_array",
     "is_numpy_namespace",
+    "is_tf_tensor",
     "is_torch_array",
     "is_torch_namespace",
     "namespace_of_module",
@@ -55,10 +56,16 @@ __all__ = [
 ]
 
 
+def is_tf_tensor(x: object) -> bool:
+    """A TensorFlow tensor or variable (without importing TensorFlow)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(x, tf.Tensor | tf.Variable)
+
+
 def is_array(x: object) -> bool:
     """True for an array of some library; False for Python and NumPy scalars and lists."""
     # NumPy scalars (np.float32(2.0)) carry __array_namespace__ but are scalars to users.
-    return is_array_api_obj(x) and not isinstance(x, np.generic)
+    return (is_array_api_obj(x) and not isinstance(x, np.generic)) or is_tf_tensor(x)
 
 
 def is_jax_tracer(x: object) -> bool:
@@ -80,7 +87,12 @@ def is_lazy(*arrays: object) -> bool:
 
 
 def namespace_of_module(xp: Any) -> ModuleType:
-    """The array-api-compat namespace for a user-given ``xp`` (a module or a namespace)."""
+    """The array-api-compat namespace for a user-given ``xp`` (a module or a namespace;
+    ``tensorflow`` itself gives wce_xp's TensorFlow namespace)."""
+    if getattr(xp, "__name__", "") in ("tensorflow", "wce_xp._tf"):
+        from . import _tf
+
+        return _tf
     if hasattr(xp, "asarray"):
         try:
             probe = xp.asarray(0.0)
@@ -115,7 +127,8 @@ def ready(xp: ModuleType) -> ModuleType:
 
 
 def backend_name(xp: ModuleType) -> str:
-    """A short, stable name for a namespace: numpy, cupy, torch, jax, dask, array_api_strict."""
+    """A short, stable name for a namespace: numpy, cupy, torch, jax, dask,
+    array_api_strict, tensorflow."""
     if is_numpy_namespace(xp):
         return "numpy"
     if is_cupy_namespace(xp):
@@ -128,6 +141,8 @@ def backend_name(xp: ModuleType) -> str:
         return "dask"
     if is_array_api_strict_namespace(xp):
         return "array_api_strict"
+    if getattr(xp, "__name__", "") == "wce_xp._tf":
+        return "tensorflow"
     return getattr(xp, "__name__", "unknown")
 
 

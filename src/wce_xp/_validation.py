@@ -46,6 +46,11 @@ _NS: dict[str, ModuleType] = {}  # library name -> its namespace
 def _classify_type(value: Any) -> str:
     if isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
         return SCALAR
+    if _compat.is_tf_tensor(value):
+        from . import _tf  # array-api-compat has no TensorFlow namespace: ours
+
+        _NS.setdefault("tensorflow", _tf)
+        return "tensorflow"
     if not _compat.is_array(value):
         return OTHER
     try:
@@ -135,7 +140,8 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
     dev = None
     if arrays:
         x = named.get("logits", arrays[0])
-        dev = _compat.device(x if kind_of(x) == lib else arrays[0])
+        x = x if kind_of(x) == lib else arrays[0]
+        dev = x.device if lib == "tensorflow" else _compat.device(x)
     traced, native, on_device = False, True, False
     if lib == "torch":
         traced, native = _compat.torch_state(arrays)
@@ -146,6 +152,13 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
         on_device = not traced and dev is not None and getattr(dev, "platform", "cpu") != "cpu"
     elif lib == "dask":
         traced = True
+    elif lib == "tensorflow":
+        import tensorflow as tf
+
+        # inside tf.function (also Keras's compiled train step) tensors are symbolic
+        traced = not tf.executing_eagerly()
+        native = False
+        on_device = "GPU" in str(dev or "").upper()
     elif lib == "cupy":
         on_device = True
     if not traced:
@@ -197,7 +210,11 @@ def _native_numpy(a: Array) -> Array:
 def _as_array(name: str, value: Any, kind: str, ctx: Context) -> Array:
     xp = ctx.xp
     if kind == ctx.lib:
-        return _native_numpy(value) if kind == "numpy" else value
+        if kind == "numpy":
+            return _native_numpy(value)
+        if kind == "tensorflow":  # a Variable's value (a tape still watches the variable)
+            return xp.asarray(value)
+        return value
     if kind == SCALAR and isinstance(value, np.generic):
         value = value.item()
     try:
@@ -432,8 +449,8 @@ def check_values(
                 continue
             mn, mx = torch.aminmax(a.detach())
         else:
-            if _compat.size(a) == 0:
-                verdicts.append(xp.asarray(True, device=_compat.device(a)))
+            if math.prod(tuple(a.shape)) == 0:
+                verdicts.append(xp.asarray(True))
                 continue
             mn, mx = xp.min(a), xp.max(a)
         verdicts.append((mn >= lo) & ((mx <= hi) if hi != math.inf else (mx < hi)))

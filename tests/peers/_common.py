@@ -10,8 +10,9 @@ from .._helpers import make, to_numpy
 
 def gradient(backend, xp, device, loss_of_logits, x: np.ndarray, dtype="float64"):
     """d sum(loss(x)) / dx as users of ``backend`` get it: autograd on PyTorch, jax.grad
-    on JAX; elsewhere the library's own analytic gradient is what they use, so the
-    caller passes it (``loss_of_logits`` returns ``(loss, grad)`` there)."""
+    on JAX, tf.GradientTape on TensorFlow; elsewhere the library's own analytic gradient
+    is what they use, so the caller passes it (``loss_of_logits`` returns
+    ``(loss, grad)`` there)."""
     xa = make(xp, device, x, dtype)
     if backend.value in ("torch", "torch_cuda"):
         xt = xa.detach().clone().requires_grad_(True)
@@ -27,6 +28,14 @@ def gradient(backend, xp, device, loss_of_logits, x: np.ndarray, dtype="float64"
             return (out[0] if isinstance(out, tuple) else out).sum()
 
         return to_numpy(jax.grad(total)(xa))
+    if backend.value == "tensorflow":
+        import tensorflow as tf
+
+        xv = tf.Variable(xa)
+        with tf.GradientTape() as tape:
+            out = loss_of_logits(xv)
+            total = tf.reduce_sum(out[0] if isinstance(out, tuple) else out)
+        return to_numpy(tape.gradient(total, xv))
     out = loss_of_logits(xa)
     if not isinstance(out, tuple):
         pytest.fail("a backend without autodiff needs the analytic gradient")

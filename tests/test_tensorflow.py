@@ -1,0 +1,147 @@
+"""TensorFlow as a backend: eager, tf.function, XLA, GradientTape, tf.Variable.
+
+The whole suite also runs with ``--backend tensorflow``; this module covers what is
+TensorFlow's own: the seed's documented example with a ``tf.Variable``, traced calls,
+tapes, and that no call goes through NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
+
+import wce_xp  # noqa: E402
+
+TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
+
+
+def _analytic_grad(z, x, q):
+    s = 1.0 / (1.0 + np.exp(-x))
+    return (1.0 - z) * s - q * z * (1.0 - s)
+
+
+def test_seed_example_runs_as_written_and_returns_a_tf_tensor():
+    input_data = tf.Variable(np.random.rand(3, 3), dtype=tf.float32)  # noqa: NPY002
+    out = wce_xp.weighted_cross_entropy_with_logits(logits=input_data, targets=TF_LABELS,
+                                                     pos_weight=2.0)
+    assert isinstance(out, tf.Tensor)
+    assert out.dtype == tf.float32 and tuple(out.shape) == (3, 3)
+    assert out.device == input_data.device
+    peer = tf.nn.weighted_cross_entropy_with_logits(labels=TF_LABELS, logits=input_data,
+                                                    pos_weight=2.0)
+    np.testing.assert_allclose(out.numpy(), peer.numpy(), rtol=1e-6)
+
+
+PUBLIC = {
+    "weighted": lambda z, x: wce_xp.weighted_cross_entropy_with_logits(z, x, 2.0),
+    "weighted_mean_axis0": lambda z, x: wce_xp.weighted_cross_entropy_with_logits(
+        z, x, [1.0, 2.0, 3.0], reduction="mean", axis=0),
+    "sigmoid": lambda z, x: wce_xp.sigmoid_cross_entropy_with_logits(z, x),
+    "bce": lambda z, x: wce_xp.binary_cross_entropy_with_logits(x, z),
+    "focal": lambda z, x: wce_xp.sigmoid_focal_loss(z, x, gamma=0.5, alpha=0.25),
+    "grad": lambda z, x: wce_xp.weighted_cross_entropy_grad_hess(z, x, 2.0)[0],
+    "hess": lambda z, x: wce_xp.weighted_cross_entropy_grad_hess(z, x, 2.0)[1],
+    "pos_weight_from_labels": lambda z, x: wce_xp.pos_weight_from_labels(z),
+}
+
+
+def _data(dtype=tf.float32):
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 4, (6, 3))
+    x[0, 0] = 0.0
+    z = (rng.uniform(size=(6, 3)) < 0.4).astype(float)
+    z[0] = 1.0
+    return tf.constant(z, dtype), tf.constant(x, dtype)
+
+
+@pytest.mark.parametrize("name", list(PUBLIC))
+@pytest.mark.parametrize("jit", [False, True], ids=["tf.function", "xla"])
+def test_every_function_inside_tf_function(name, jit):
+    z, x = _data()
+    fn = PUBLIC[name]
+    eager = fn(z, x)
+    traced = tf.function(fn, jit_compile=jit)(z, x)
+    assert isinstance(traced, tf.Tensor) and traced.dtype == eager.dtype
+    assert tuple(traced.shape) == tuple(eager.shape)
+    np.testing.assert_allclose(traced.numpy(), eager.numpy(), rtol=4 * 2**-23, atol=1e-7)
+
+
+def test_value_checks_run_eagerly_and_never_inside_tf_function():
+    z, x = _data()
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+        wce_xp.weighted_cross_entropy_with_logits(z * 3, x, 1.0)
+    # traced: no data-dependent check, the formula for any real labels
+    out = tf.function(lambda zz, xx: wce_xp.weighted_cross_entropy_with_logits(zz, xx, 1.0))(
+        z * 3, x)
+    want = wce_xp.weighted_cross_entropy_with_logits(z * 3, x, 1.0, validate=False)
+    np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_gradient_tape_at_zero_and_at_infinity():
+    """TensorFlow's own function differentiates wrongly at x = 0 and gives NaN at inf."""
+    x = tf.Variable([0.0, 0.0, np.inf, -np.inf, 3.0], dtype=tf.float64)
+    z = tf.constant([0.25, 1.0, 1.0, 0.0, 0.5], tf.float64)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(wce_xp.weighted_cross_entropy_with_logits(z, x, 2.0))
+    g = tape.gradient(loss, x).numpy()
+    assert np.isfinite(g).all() and np.isfinite(loss.numpy())
+    want = _analytic_grad(z.numpy(), np.array([0.0, 0.0, 0.0, 0.0, 3.0]), 2.0)
+    want[2:4] = 0.0  # the limits at +inf with label 1 and -inf with label 0
+    np.testing.assert_allclose(g, want, rtol=1e-15, atol=1e-300)
+
+
+def test_second_derivatives_through_nested_tapes_inside_tf_function():
+    x = tf.Variable(np.linspace(-5, 5, 11), dtype=tf.float64)
+    z = tf.constant(np.full(11, 0.3), tf.float64)
+
+    @tf.function
+    def hess_diag():
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                loss = tf.reduce_sum(wce_xp.weighted_cross_entropy_with_logits(z, x, 2.0))
+            g = inner.gradient(loss, x)
+        return outer.gradient(g, x)
+
+    _, h = wce_xp.weighted_cross_entropy_grad_hess(z, x, 2.0)
+    np.testing.assert_allclose(hess_diag().numpy(), h.numpy(), rtol=1e-13)
+
+
+def test_no_numpy_round_trip(monkeypatch):
+    """Every step is a TensorFlow op: reading a tensor into NumPy is refused here."""
+    z, x = _data()
+    q = tf.constant([1.0, 2.0, 3.0])
+    w = tf.constant([[2.0]] * 6)
+
+    def refuse(*a, **k):
+        raise AssertionError("a tensor went through NumPy")
+
+    from tensorflow.python.framework import ops
+
+    monkeypatch.setattr(ops.EagerTensor, "numpy", refuse)
+    monkeypatch.setattr(ops.EagerTensor, "__array__", refuse)
+    for name, fn in PUBLIC.items():
+        if name != "pos_weight_from_labels":
+            fn(z, x)
+    wce_xp.weighted_cross_entropy_with_logits(z, x, q, weight=w, mask=z >= 0,
+                                              reduction="weighted_mean", validate=False)
+
+
+def test_half_precision_and_variables_keep_their_dtype():
+    z, x = _data()
+    for dt in (tf.float16, tf.bfloat16, tf.float64):
+        xv = tf.Variable(tf.cast(x, dt))
+        out = wce_xp.sigmoid_cross_entropy_with_logits(z, xv)
+        assert out.dtype == dt
+
+
+def test_python_scalars_and_lists_beside_tensors():
+    x = tf.constant([0.5, -1.0], tf.float64)
+    out = wce_xp.weighted_cross_entropy_with_logits([1, 0], x, 2.0, weight=[1.0, 2.0])
+    assert isinstance(out, tf.Tensor) and out.dtype == tf.float64
+    with pytest.raises(TypeError, match="arrays from different libraries"):
+        wce_xp.weighted_cross_entropy_with_logits(np.array([1.0, 0.0]), x, 2.0)
