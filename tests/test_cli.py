@@ -55,6 +55,10 @@ def _err(res, *words):
 def test_demo_runs_on_every_installed_backend():
     res = run("demo")
     assert res.returncode == 0, res.stderr
+    from wce_xp import _backends
+
+    for name in _backends.installed():
+        assert f"\n{name} (" in res.stdout, name
     assert "numpy (numpy.ndarray, float32)" in res.stdout
     assert "largest difference between backends" in res.stdout
 
@@ -129,9 +133,10 @@ def test_eval_parquet(files, tmp_path):
     assert json.loads(res.stdout)["loss"] == pytest.approx(float(want), rel=1e-6)
 
 
-@pytest.mark.parametrize("other", ["torch", "jax", "dask"])
+@pytest.mark.parametrize("other", ["torch", "jax", "dask", "tensorflow"])
 def test_eval_other_backends_equal_numpy(files, other):
-    pytest.importorskip({"torch": "torch", "jax": "jax", "dask": "dask.array"}[other])
+    pytest.importorskip({"torch": "torch", "jax": "jax", "dask": "dask.array",
+                         "tensorflow": "tensorflow"}[other])
     d, *_ = files
     args = ["eval", d / "x.npy", d / "z.npy", "--pos-weight", "2", "--per-class", "--format",
             "json", "--chunk-rows", 100]
@@ -141,6 +146,7 @@ def test_eval_other_backends_equal_numpy(files, other):
     got = json.loads(res.stdout)
     assert got["backend"] == other
     assert got["loss"] == pytest.approx(ref["loss"], rel=1e-6)
+    assert res.stderr == ""  # no library log noise (TensorFlow's C++ logs are silenced)
 
 
 def test_eval_dask_local_cluster_equals_numpy(files):

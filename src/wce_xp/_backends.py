@@ -3,27 +3,52 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from types import ModuleType
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
-CLI_BACKENDS = ("numpy", "torch", "cupy", "jax", "dask")
+BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "cupy")
+CLI_BACKENDS = ("numpy", "torch", "cupy", "jax", "dask", "tensorflow")
 
+# TensorFlow has no array-API namespace of its own: wce_xp's adapter is its module here.
 MODULES = {"numpy": "numpy", "array_api_strict": "array_api_strict", "torch": "torch",
-           "jax": "jax.numpy", "dask": "dask.array", "cupy": "cupy"}
+           "jax": "jax.numpy", "dask": "dask.array", "cupy": "cupy",
+           "tensorflow": "wce_xp._tf"}
 EXTRAS = {"torch": "torch", "jax": "jax", "dask": "dask", "cupy": "cupy",
-          "array_api_strict": "test", "numpy": ""}
+          "array_api_strict": "test", "numpy": "", "tensorflow": "tensorflow"}
 
 
 class BackendUnavailable(Exception):
     """The backend's library is not installed or cannot run here."""
 
 
+def _import_quietly(module: str) -> ModuleType:
+    """Import with file descriptor 2 closed to TensorFlow's C++ start-up lines (oneDNN
+    and absl notices, printed before its log level applies), which would break the
+    command line's one-line output. Python errors still raise as usual."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return importlib.import_module(module)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def load(name: str) -> ModuleType:
-    """The library module for a backend name (``jax`` gives ``jax.numpy``)."""
+    """The library module for a backend name (``jax`` gives ``jax.numpy``,
+    ``tensorflow`` wce_xp's TensorFlow namespace)."""
     if name not in MODULES:
         raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
     try:
-        mod = importlib.import_module(MODULES[name])
+        if name == "tensorflow" and "tensorflow" not in sys.modules:
+            mod = _import_quietly(MODULES[name])
+        else:
+            mod = importlib.import_module(MODULES[name])
         if name == "cupy":
             mod.cuda.runtime.getDeviceCount()
     except Exception as exc:

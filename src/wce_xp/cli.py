@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import _backends
-from ._compat import array_namespace
+from ._compat import namespace_of_module
 from ._io import ArrayReader, InputError, parse_pos_weight
 from ._loss import weighted_cross_entropy_with_logits
 
@@ -26,6 +26,8 @@ TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
 
 def _to_numpy(a: object) -> np.ndarray:
     mod = type(a).__module__
+    if mod.startswith("tensorflow"):
+        return np.asarray(a.numpy())  # type: ignore[attr-defined]
     if mod.startswith("torch"):
         return a.detach().cpu().numpy()  # type: ignore[attr-defined, no-any-return]
     if mod.startswith("dask"):
@@ -122,6 +124,15 @@ def _backend(name: str, device: str | None) -> tuple[Any, Any]:
 
             platform, _, idx = device.partition(":")
             return mod, jax.devices(platform)[int(idx or 0)]
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            kind, _, idx = device.partition(":")
+            spec = f"/device:{kind.upper()}:{int(idx or 0)}"
+            names = [d.name for d in tf.config.list_logical_devices()]
+            if spec not in names:
+                raise ValueError(f"available: {', '.join(names)}")
+            return mod, spec
     except Exception as exc:
         raise InputError(f"--device: '{device}' is not a device of {name} ({exc})") from None
     if device != "cpu":
@@ -179,7 +190,7 @@ def _chunk_stats(
         return st
     # a Dask worker evaluates its chunk with NumPy; eager backends get device arrays
     mod = np if backend == "dask" else _backends.load(backend)
-    xp = array_namespace(mod.asarray(np.zeros(1)))
+    xp = namespace_of_module(mod)
     kw = {} if device is None else {"device": device}
 
     def arr(a: Any) -> Any:
@@ -425,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reduction", choices=("mean", "sum", "weighted_mean"), default="mean")
     e.add_argument("--per-class", action="store_true", help="report each class too")
     e.add_argument("--backend", choices=_backends.CLI_BACKENDS, default="numpy")
-    e.add_argument("--device", help="torch: cpu|cuda[:i]; cupy: i; jax: platform[:i]")
+    e.add_argument("--device", help="torch: cpu|cuda[:i]; cupy: i; jax: platform[:i]; "
+                   "tensorflow: cpu|gpu[:i]")
     e.add_argument("--chunk-rows", type=int, default=1 << 20)
     e.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a LocalCluster")
     e.add_argument("--format", choices=("table", "json"), default="table")
