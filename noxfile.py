@@ -12,7 +12,8 @@ from pathlib import Path
 import nox
 
 nox.options.sessions = [
-    "lint", "numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "boosting",
+    "lint", "numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "keras",
+    "boosting",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -52,7 +53,9 @@ def lint(session: nox.Session) -> None:
 def numpy(session: nox.Session) -> None:
     _with_peers(session, "test")
     _pytest(session, "numpy")
-    session.run("pytest", "--doctest-modules", "src/wce_xp")  # the docstrings' examples
+    # the docstrings' examples (TensorFlow's and Keras's modules: in their own sessions)
+    session.run("pytest", "--doctest-modules", "src/wce_xp", "--ignore=src/wce_xp/_tf.py",
+                "--ignore=src/wce_xp/keras.py")
 
 
 @nox.session
@@ -85,6 +88,15 @@ def tensorflow(session: nox.Session) -> None:
     _with_peers(session, "test,tensorflow")
     session.env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     _pytest(session, "tensorflow")
+
+
+@nox.session
+def keras(session: nox.Session) -> None:
+    """wce_xp.keras on Keras's TensorFlow, JAX and PyTorch backends (one process each)."""
+    _with_peers(session, "test,keras,tensorflow,jax")
+    session.env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    session.run("pytest", "tests/test_keras.py", *session.posargs)
+    session.run("pytest", "--doctest-modules", "src/wce_xp/keras.py")
 
 
 @nox.session
