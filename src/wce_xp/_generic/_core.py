@@ -28,7 +28,16 @@ from typing import Any
 
 Array = Any
 
-LN2 = math.log(2.0)
+def _neg_abs(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``(x >= 0, -|x|)`` with ``-|x|`` as a selection of ``-x`` and ``x``.
+
+    Its values are those of ``-abs(x)``, but every derivative that autodiff takes
+    through it is the derivative of one analytic branch (``-x`` at ``x = 0``), so
+    functions built on it keep exact derivatives of every order at 0, where
+    ``abs'(0) = 0`` would make them wrong.
+    """
+    pos = x >= 0
+    return pos, xp.where(pos, -x, x)
 
 
 def weighted_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Array:
@@ -40,34 +49,20 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Ar
     a = q * z
     b = 1.0 - z
     lw = a + b
-    y = xp.abs(x)
-    c = xp.where(x < 0, a, b)
+    # |x| as a selection of x and -x (the x branch at 0): values are those of abs, but
+    # autodiff differentiates one analytic branch. For x ≥ 0 the expression below is
+    # b·x + l·log1p(exp(-x)), which *is* L for every real x (softplus(x) = x +
+    # softplus(-x)), so every derivative at x = 0 is exact, where abs'(0) = 0 would
+    # give TensorFlow's wrong gradient. (A Taylor branch selected at x == 0 did the
+    # same, but stopped XLA from fusing the loss on CPU: 5x slower under jit.)
+    pos, u = _neg_abs(x, xp=xp)
+    y = -u
+    c = xp.where(pos, b, a)
     # c·|x| with c = 0 and |x| = inf must be 0 (the limit), not 0·inf = NaN. Zeroing
     # |x| rather than the product keeps autograd finite there too ("double where");
     # a NaN logit still reaches the result through the log1p term, which is never guarded.
     lin = c * xp.where(c == 0, 0.0, y)
-    loss = lin + lw * xp.log1p(xp.exp(-y))
-    # At x == 0 the |x| kinks of the two terms cancel in value but autograd takes
-    # abs'(0) = 0 and returns 0 instead of (b - a)/2 (TensorFlow's gradient bug).
-    # There we select the Taylor polynomial of L at 0, whose value is the same
-    # (l·ln 2) and whose first and second derivatives are exact. x0 is 0 away from
-    # x == 0 so that the unselected branch never sees an infinite logit.
-    at_zero = x == 0
-    x0 = xp.where(at_zero, x, 0.0)
-    taylor = lw * LN2 + x0 * ((b - a) * 0.5 + (lw * 0.125) * x0)
-    return xp.where(at_zero, taylor, loss)
-
-
-def _neg_abs(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    """``(x >= 0, -|x|)`` with ``-|x|`` as a selection of ``-x`` and ``x``.
-
-    Its values are those of ``-abs(x)``, but every derivative that autodiff takes
-    through it is the derivative of one analytic branch (``-x`` at ``x = 0``), so
-    functions built on it keep exact derivatives of every order at 0, where
-    ``abs'(0) = 0`` would make them wrong.
-    """
-    pos = x >= 0
-    return pos, xp.where(pos, -x, x)
+    return lin + lw * xp.log1p(xp.exp(u))
 
 
 def sigmoid_pair(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:

@@ -9,8 +9,8 @@ BENCHMARKS.md; tested against the generic path in tests/test_native.py.
 
 The arithmetic is the generic one: ``L = c·|x| + l·log1p(exp(-|x|))`` with
 ``c = q·z`` for ``x < 0`` and ``1 - z`` otherwise, ``l = q·z + 1 - z``; ``c·|x|`` is
-formed only where ``c != 0`` (0·inf is the limit 0). No Taylor branch is needed at
-``x = 0``: there it exists only for autograd, and the values are identical.
+formed only where ``c != 0`` (0·inf is the limit 0). The generic code's selection of
+``|x|`` as ``x`` or ``-x`` exists only for autograd; the values are identical.
 """
 
 from __future__ import annotations
