@@ -6,6 +6,8 @@ generic array-API code. Every native path is tested against the generic one in
 tests/test_native.py; BENCHMARKS.md has the measurements that justify each.
 JAX and array-api-strict always take the generic path: XLA fuses it under ``jit``
 as well as a hand-written kernel would, and strict is the conformance reference.
+Eager TensorFlow runs the generic code compiled by XLA (``_native/_tf.py``); inside
+``tf.function`` the caller's own trace takes the generic code directly.
 """
 
 from __future__ import annotations
@@ -74,7 +76,15 @@ def _native(
 
         if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
             return getattr(_dask, name)(z, x, q, **kw)
+    if _is_tf_namespace(xp):
+        from ._native import _tf
+
+        return getattr(_tf, name)(z, x, q, **kw)
     return None
+
+
+def _is_tf_namespace(xp: ModuleType) -> bool:
+    return getattr(xp, "__name__", "") == "wce_xp._tf"
 
 
 def elementwise_loss(
@@ -98,6 +108,7 @@ def reduced_loss(
     axes: tuple[int, ...],
     xp: ModuleType,
     nonneg: bool = False,
+    acc_dtype: Any = None,
 ) -> Array | None:
     """A fused loss-and-reduction that never materializes the elementwise loss, or
     None where no native path applies (the caller then reduces the elementwise loss)."""
@@ -117,6 +128,11 @@ def reduced_loss(
     if is_torch_namespace(xp) and all_axes:
         return _torch_reduced(z, x, q, weight=weight, mask=mask, reduction=reduction, axes=axes,
                               nonneg=nonneg)
+    if _is_tf_namespace(xp):
+        from ._native import _tf
+
+        return _tf.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,
+                                axes=axes, acc_dtype=acc_dtype)
     return None
 
 

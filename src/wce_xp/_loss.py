@@ -41,7 +41,7 @@ def _family(
     if focal is None and inp.native:
         fast = _dispatch.reduced_loss(
             z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
-            nonneg=inp.nonneg,
+            nonneg=inp.nonneg, acc_dtype=inp.acc_dtype,
         )
         if fast is not None:
             return finish(inp, fast)

@@ -157,7 +157,7 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
 
         # inside tf.function (also Keras's compiled train step) tensors are symbolic
         traced = not tf.executing_eagerly()
-        native = False
+        native = not traced  # eager calls run the generic code compiled by XLA
         on_device = "GPU" in str(dev or "").upper()
     elif lib == "cupy":
         on_device = True
@@ -396,10 +396,16 @@ def prepare(
         if w is not None and not (weight is not None and kinds["weight"] == SCALAR):
             checks.append(("weight", "values must be finite and non-negative "
                            "(found negative, infinite or NaN values)", w, 0.0, math.inf))
-        check_values(ns, ctx.lib, checks)
+        check_values(ns, ctx.lib, checks, native=ctx.native and not _dispatch_off())
     return Inputs(xp=ns, lib=ctx.lib, z=z, x=x, q=q, weight=w, mask=m, out_dtype=out_dtype,
                   acc_dtype=accumulation_dtype(ctx, compute), lazy=ctx.traced,
                   native=ctx.native, nonneg=may_read)
+
+
+def _dispatch_off() -> bool:
+    from . import _dispatch
+
+    return _dispatch._FORCE_GENERIC
 
 
 def finish(inp: Inputs, out: Array) -> Array:
@@ -427,7 +433,8 @@ def accumulation_dtype(ctx: Context, compute: Any) -> Any:
 
 
 def check_values(
-    xp: ModuleType, lib: str, checks: list[tuple[str, str, Array, float, float]]
+    xp: ModuleType, lib: str, checks: list[tuple[str, str, Array, float, float]],
+    native: bool = False,
 ) -> None:
     """Raise for the first array whose values leave ``[lo, hi]`` (``hi = inf``: finite).
 
@@ -437,6 +444,14 @@ def check_values(
     if lib == "numpy":
         for name, msg, a, lo, hi in checks:
             if a.size and not _np_in_range(a, lo, hi):
+                raise ValueError(f"{name}: {msg}")
+        return
+    if lib == "tensorflow" and native:
+        from ._native import _tf as native_tf
+
+        flags = native_tf.in_range([c[2] for c in checks], [(c[3], c[4]) for c in checks])
+        for ok, (name, msg, *_) in zip(flags, checks, strict=True):
+            if not ok:
                 raise ValueError(f"{name}: {msg}")
         return
     verdicts = []
