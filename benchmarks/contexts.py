@@ -1,7 +1,8 @@
-"""Issue 8's measurements: compiled PyTorch against compiled native, and float32
-reductions at 1e8 elements against a float64 reference, on every CPU backend.
+"""Measurements for issues 8 and 11: compiled PyTorch against compiled native, float32
+reductions at 1e8 elements against a float64 reference on every CPU backend, and
+TensorFlow (eager and XLA) against ``tf.nn.weighted_cross_entropy_with_logits``.
 
-    python benchmarks/contexts.py              # both; rewrites BENCHMARKS.md [contexts]
+    python benchmarks/contexts.py              # all; rewrites BENCHMARKS.md [contexts]
     python benchmarks/contexts.py --no-write   # print only
 
 Not part of the test suite (the tests check correctness; this measures).
@@ -20,6 +21,16 @@ from bench import _timeit, machine, write_section  # also puts src/ on sys.path
 import wce_xp
 
 Q = 2.0
+
+
+def _interleaved(fns: dict[str, Any], rounds: int = 5) -> dict[str, float]:
+    """Seconds per call of each function: the best of ``rounds`` medians, the functions
+    taking turns (so that a slow moment of the machine is not charged to one of them)."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            best[k] = min(best[k], _timeit(fn, min_time=0.2))
+    return best
 
 
 def compiled_rows(sizes: list[int], cols: int = 10) -> list[dict[str, Any]]:
@@ -47,22 +58,53 @@ def compiled_rows(sizes: list[int], cols: int = 10) -> list[dict[str, Any]]:
         impls = {"wce_xp compiled": torch.compile(ours, fullgraph=True),
                  "native compiled": torch.compile(native, fullgraph=True),
                  "native eager": native}
-        row: dict[str, Any] = {"n": n}
+        fns: dict[str, Any] = {}
         for name, fn in impls.items():
-            row[f"{name} fwd"] = _timeit(lambda fn=fn: fn(z, x))
+            fns[f"{name} fwd"] = lambda fn=fn: fn(z, x)
             xr = x.clone().requires_grad_(True)
 
             def fb(fn=fn, xr=xr):
                 xr.grad = None
                 fn(z, xr).backward()
 
-            row[f"{name} fwd+bwd"] = _timeit(fb)
+            fns[f"{name} fwd+bwd"] = fb
+        row: dict[str, Any] = {"n": n, **_interleaved(fns, rounds=3)}
         with torch.no_grad():
             a = impls["wce_xp compiled"](z, x).double()
             b = ours(z.double(), x.double())
         row["rel. error vs float64"] = float(abs(a - b) / b)
         rows.append(row)
         print(row)
+    return rows
+
+
+def tensorflow_rows(sizes: list[int], cols: int = 10) -> list[dict[str, Any]]:
+    """wce_xp on tf.Tensor against tf.nn.weighted_cross_entropy_with_logits, eagerly and
+    inside tf.function(jit_compile=True): elementwise, (N/cols, cols) float32."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    rows = []
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        x = tf.constant(rng.normal(0, 4, (n // cols, cols)).astype(np.float32))
+        z = tf.constant((rng.uniform(size=(n // cols, cols)) > 0.8).astype(np.float32))
+
+        def ours(zz, xx):
+            return wce_xp.weighted_cross_entropy_with_logits(zz, xx, Q)
+
+        def peer(zz, xx):
+            return tf.nn.weighted_cross_entropy_with_logits(zz, xx, Q)
+
+        oj, pj = (tf.function(f, jit_compile=True) for f in (ours, peer))
+        t = _interleaved({"ours eager": lambda: ours(z, x).numpy(),
+                          "tf eager": lambda: peer(z, x).numpy(),
+                          "ours xla": lambda: oj(z, x).numpy(),
+                          "tf xla": lambda: pj(z, x).numpy()})
+        rows.append({"n": n, **t})
+        print(rows[-1])
     return rows
 
 
@@ -139,7 +181,8 @@ def main() -> int:
     out += ["", "### torch.compile(fullgraph=True): wce_xp against the compiled native "
             "function", "",
             "`reduction=\"mean\"`, (N/10, 10) float32, PyTorch's default threads; "
-            "milliseconds per call (median). Ratio: native compiled time / wce_xp "
+            "milliseconds per call (best of three medians, taking turns). Ratio: native "
+            "compiled time / wce_xp "
             "compiled time (above 1: wce_xp faster).", ""]
     comp = compiled_rows([1_000, 100_000, 1_000_000, 10_000_000])
     out.append("| n | wce_xp fwd | native fwd | ratio | wce_xp fwd+bwd | native fwd+bwd | "
@@ -152,6 +195,18 @@ def main() -> int:
                    f"{b1 * 1e3:.3f} | {b2 * 1e3:.3f} | {b2 / b1:.2f} | "
                    f"{r['native eager fwd+bwd'] * 1e3:.3f} | "
                    f"{r['rel. error vs float64']:.1e} |")
+    out += ["", "### TensorFlow: wce_xp against `tf.nn.weighted_cross_entropy_with_logits`",
+            "",
+            "Elementwise, (N/10, 10) float32, pos_weight 2; milliseconds per call (best of "
+            "five medians, the implementations taking turns; the result read back). "
+            "Ratio: TensorFlow's time / wce_xp's (above 1: wce_xp faster). Targets: eager "
+            "ratio ≥ 0.67 (within 1.5x), XLA ratio ≥ 0.91 (within 1.1x).", "",
+            "| n | wce_xp eager | tf eager | ratio | wce_xp XLA | tf XLA | ratio |",
+            "|---|---|---|---|---|---|---|"]
+    for r in tensorflow_rows([1_000, 10_000, 100_000, 1_000_000, 10_000_000]):
+        oe, te, ox, tx = r["ours eager"], r["tf eager"], r["ours xla"], r["tf xla"]
+        out.append(f"| {r['n']:.0e} | {oe * 1e3:.3f} | {te * 1e3:.3f} | {te / oe:.2f} | "
+                   f"{ox * 1e3:.3f} | {tx * 1e3:.3f} | {tx / ox:.2f} |")
     text = "\n".join(out) + "\n"
     print(text)
     if not args.no_write:

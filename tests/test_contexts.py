@@ -495,3 +495,29 @@ def test_focal_never_exceeds_ce_under_torch_autograd():
     for gamma in (0.0, 0.5, 2.0):
         fl = wce_xp.sigmoid_focal_loss(z, xr, gamma=gamma)
         assert bool((fl <= ce).all())
+
+
+def test_both_zero_forms_agree_in_value_gradient_and_hessian():
+    """The generic loss has two spellings of |x| (one per compiler, see _core):
+    identical values, and identical first and second derivatives, at 0 too."""
+    torch = pytest.importorskip("torch")
+    import array_api_compat.torch as tx
+
+    from wce_xp._generic import _core
+
+    x = torch.tensor([0.0, -0.0, 1e-300, -3.0, 0.5, 40.0, -800.0, np.inf, -np.inf],
+                     dtype=torch.float64)
+    z = torch.tensor([0.25, 0.7, 1.0, 0.0, 0.5, 1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    out = {}
+    for form in ("select", "additive"):
+        xr = x.clone().requires_grad_(True)
+        val = _core.weighted_loss(z, xr, 2.0, xp=tx, zero_form=form)
+        (g,) = torch.autograd.grad(val.sum(), xr, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), xr)
+        out[form] = (val.detach(), g.detach(), h)
+    for a, b in zip(out["select"], out["additive"], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-15, atol=0)
+    want_g = _analytic_grad(z.numpy()[:2], 0.0, 2.0)
+    np.testing.assert_allclose(out["additive"][1].numpy()[:2], want_g, rtol=1e-15)
+    np.testing.assert_allclose(out["additive"][2].numpy()[:2],
+                               (1 + z.numpy()[:2]) * 0.25, rtol=1e-15)

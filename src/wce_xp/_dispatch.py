@@ -94,7 +94,11 @@ def elementwise_loss(
     """The elementwise weighted loss (``native=False``: the generic code, as under a
     trace or a functorch transform)."""
     out = _native("weighted_loss", z, x, q, xp, nonneg) if native else None
-    return _core.weighted_loss(z, x, q, xp=xp) if out is None else out
+    if out is not None:
+        return out
+    # torch.compile's inductor vectorizes the abs form, XLA the select form (2x and 4x)
+    form = "additive" if is_torch_namespace(xp) else "select"
+    return _core.weighted_loss(z, x, q, xp=xp, zero_form=form)
 
 
 def reduced_loss(

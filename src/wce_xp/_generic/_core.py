@@ -40,29 +40,48 @@ def _neg_abs(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     return pos, xp.where(pos, -x, x)
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Array:
+def weighted_loss(
+    z: Array, x: Array, q: Array | float, *, xp: ModuleType, zero_form: str = "select"
+) -> Array:
     """Elementwise ``q·z·softplus(-x) + (1 - z)·softplus(x)``, accurate to a few ulps.
 
     ``z`` and ``x`` have the same shape; ``q`` is a Python float or an array that
     broadcasts to it.
+
+    ``abs'(0) = 0`` under autodiff would make the derivative at ``x = 0`` wrong (it is
+    TensorFlow's gradient bug); ``zero_form`` says how that is avoided. The values are
+    the same either way; the two forms exist because the compilers that fuse this
+    code each vectorize only one of them (measured in BENCHMARKS.md):
+
+    * ``"select"``: ``|x|`` is a selection of ``x`` and ``-x``, so autodiff
+      differentiates the analytic branch ``b·x + l·log1p(exp(-x))``, which *is* L for
+      every real x (``softplus(x) = x + softplus(-x)``): derivatives of every order are
+      exact at 0. XLA (JAX, TensorFlow) fuses it; inductor's code for it is 2x slower.
+    * ``"additive"``: ``|x|`` is ``abs(x)``, and ``x0·((b - a)/2 + l·x0/8)`` is added,
+      with ``x0 = x`` where ``x == 0`` and 0 elsewhere: it adds exactly 0 to the value
+      and the missing first and second derivatives at 0 (exact gradient and Hessian;
+      third and higher derivatives at exactly 0 are not). Inductor fuses it at full
+      speed; XLA on CPU runs it 4x slower.
     """
     a = q * z
     b = 1.0 - z
     lw = a + b
-    # |x| as a selection of x and -x (the x branch at 0): values are those of abs, but
-    # autodiff differentiates one analytic branch. For x ≥ 0 the expression below is
-    # b·x + l·log1p(exp(-x)), which *is* L for every real x (softplus(x) = x +
-    # softplus(-x)), so every derivative at x = 0 is exact, where abs'(0) = 0 would
-    # give TensorFlow's wrong gradient. (A Taylor branch selected at x == 0 did the
-    # same, but stopped XLA from fusing the loss on CPU: 5x slower under jit.)
-    pos, u = _neg_abs(x, xp=xp)
-    y = -u
-    c = xp.where(pos, b, a)
+    if zero_form == "select":
+        pos, u = _neg_abs(x, xp=xp)
+        y = -u
+        c = xp.where(pos, b, a)
+    else:
+        y = xp.abs(x)
+        u = -y
+        c = xp.where(x < 0, a, b)
     # c·|x| with c = 0 and |x| = inf must be 0 (the limit), not 0·inf = NaN. Zeroing
     # |x| rather than the product keeps autograd finite there too ("double where");
     # a NaN logit still reaches the result through the log1p term, which is never guarded.
-    lin = c * xp.where(c == 0, 0.0, y)
-    return lin + lw * xp.log1p(xp.exp(u))
+    loss = c * xp.where(c == 0, 0.0, y) + lw * xp.log1p(xp.exp(u))
+    if zero_form == "select":
+        return loss
+    x0 = xp.where(x == 0, x, 0.0)
+    return loss + x0 * ((b - a) * 0.5 + (lw * 0.125) * x0)
 
 
 def sigmoid_pair(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
