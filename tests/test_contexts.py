@@ -155,6 +155,10 @@ def test_torch_func_transforms():
         rows = torch.stack([fn(z[i], x[i]) for i in range(x.shape[0])])
         np.testing.assert_allclose(got.numpy(), rows.numpy(), rtol=1e-14, atol=1e-15,
                                    err_msg=name)
+    batch = torch.stack([z, 1 - z])  # (2, 6, 3): a batch of label matrices
+    got = func.vmap(wce_xp.pos_weight_from_labels)(batch)
+    rows = torch.stack([wce_xp.pos_weight_from_labels(b) for b in batch])
+    np.testing.assert_allclose(got.numpy(), rows.numpy(), rtol=1e-14)
     # labels outside [0, 1] under vmap: no data-dependent check, the formula
     got = func.vmap(lambda zz, xx: wce(zz, xx, 2.0))(z * 3.0, x)
     np.testing.assert_allclose(got.numpy(), _analytic_loss(3 * z.numpy(), x.numpy(), 2.0),
@@ -225,22 +229,24 @@ def test_torch_autocast_follows_pytorch():
 
 
 class _ReadCounter:
-    """Counts Tensor.__bool__/item/tolist/numpy and __float__/__int__ calls."""
+    """Counts Tensor.__bool__/item/tolist/numpy/__float__/__int__ and nonzero calls
+    (nonzero has a data-dependent shape: a synchronization on a GPU)."""
 
-    NAMES = ("__bool__", "item", "tolist", "__float__", "__int__", "numpy")
+    NAMES = ("__bool__", "item", "tolist", "__float__", "__int__", "numpy", "nonzero")
 
     def __init__(self, monkeypatch):
         import torch
 
         self.count = 0
-        for n in self.NAMES:
-            orig = getattr(torch.Tensor, n)
+        for owner, names in ((torch.Tensor, self.NAMES), (torch, ("nonzero",))):
+            for n in names:
+                orig = getattr(owner, n)
 
-            def wrapper(t, *a, _orig=orig, **k):
-                self.count += 1
-                return _orig(t, *a, **k)
+                def wrapper(*a, _orig=orig, **k):
+                    self.count += 1
+                    return _orig(*a, **k)
 
-            monkeypatch.setattr(torch.Tensor, n, wrapper)
+                monkeypatch.setattr(owner, n, wrapper)
 
 
 def test_no_host_reads_for_device_tensors(monkeypatch):
@@ -258,6 +264,7 @@ def test_no_host_reads_for_device_tensors(monkeypatch):
     x, z = _torch_data("float32")
     w = z[0] + 0.5
     monkeypatch.setattr(_validation, "context", as_if_on_gpu)
+    monkeypatch.setattr(wce_xp._grad, "context", as_if_on_gpu)
     counter = _ReadCounter(monkeypatch)
     calls = {
         **PUBLIC,

@@ -111,9 +111,11 @@ def pos_weight_from_labels(
     Raises
     ------
     ValueError
-        On eager backends, when a class has no positive label (the message lists the
-        class indices). On lazy backends (Dask, JAX tracers) such a class gives +inf
-        instead (NaN if it has no labelled element at all), without computing anything.
+        On eager host arrays, when a class has no positive label (the message lists
+        the class indices). Where values are not read — lazy or traced arrays (Dask,
+        ``jit``, ``torch.compile``, ``vmap``) and GPU arrays (a read would stall the
+        device) — such a class gives +inf instead (NaN if it has no labelled element
+        at all).
 
     Examples
     --------
@@ -145,7 +147,7 @@ def pos_weight_from_labels(
     pos = ns.sum(z, axis=axes, dtype=acc)
     neg = ns.sum(one_minus, axis=axes, dtype=acc)
     none = pos == 0
-    if not ctx.traced:
+    if not ctx.traced and not ctx.on_device:  # the check reads values: host arrays only
         missing = ns.nonzero(ns.reshape(none, (-1,)))[0]
         n_missing = int(missing.shape[0])
         if n_missing:
