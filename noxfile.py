@@ -55,7 +55,7 @@ def numpy(session: nox.Session) -> None:
     _pytest(session, "numpy")
     # the docstrings' examples (TensorFlow's and Keras's modules: in their own sessions)
     session.run("pytest", "--doctest-modules", "src/wce_xp", "--ignore=src/wce_xp/_tf.py",
-                "--ignore=src/wce_xp/keras.py")
+                "--ignore=src/wce_xp/_native/_tf.py", "--ignore=src/wce_xp/keras.py")
 
 
 @nox.session

@@ -178,7 +178,7 @@ def test_eval_dask_local_cluster_equals_numpy(files):
         (["x.npy", "z.npy", "--pos-weight", "1,2"], ["--pos-weight", "2 values for 3 classes"]),
         (["x.npy", "z.npy", "--pos-weight", "-1"], ["--pos-weight", "non-negative"]),
         (["x.npy", "z.npy", "--pos-weight", "lots"], ["--pos-weight", "'lots'"]),
-        (["x.npy", "z.npy", "--weight", "wneg.npy"], ["--weight file", "negative weights"]),
+        (["x.npy", "z.npy", "--weight", "wneg.npy"], ["--weight file", "finite and non-negative"]),
         (["x.npy", "zbad.npy"], ["LABELS file", "outside [0, 1]", "first in row 2"]),
         (["xnan.npy", "z.npy"], ["LOGITS file", "3 NaN or infinite", "row 7"]),
         (["x.npy", "z.npy", "--mask", "mf.npy"], ["--mask file", "boolean"]),
@@ -236,3 +236,175 @@ def test_per_class_float32_figures_accumulate_in_double(tmp_path):
     got = [c["loss"] for c in report["per_class"]]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     np.testing.assert_allclose(report["loss"], want.mean(), rtol=1e-6)
+
+
+# --- issue 10: never lose data, one line, strict JSON, conveniences -------------------
+
+
+def _eval_args(d):
+    return ["eval", d / "x.npy", d / "z.npy"]
+
+
+@pytest.mark.parametrize("how", ["same", "dot", "symlink", "weight"])
+def test_output_onto_an_input_is_refused_and_the_input_kept(files, tmp_path, how):
+    d, *_ = files
+    work = tmp_path / "w"
+    work.mkdir()
+    for name in ("x.npy", "z.npy", "w.npy"):
+        (work / name).write_bytes((d / name).read_bytes())
+    before = {n: (work / n).read_bytes() for n in ("x.npy", "z.npy", "w.npy")}
+    args = ["eval", "x.npy", "z.npy", "--weight", "w.npy"]
+    if how == "same":
+        out = "x.npy"
+    elif how == "dot":
+        out = "./z.npy"
+    elif how == "symlink":
+        os.symlink(work / "x.npy", work / "link.npy")
+        out = "link.npy"
+    else:
+        out = "w.npy"
+    res = run(*args, "--output", out, cwd=work)
+    _err(res, "--output", "refusing to overwrite an input")
+    for n, data in before.items():
+        assert (work / n).read_bytes() == data, n
+    assert not [p for p in os.listdir(work) if p.endswith(".tmp")]
+
+
+def test_output_to_a_special_file_is_written_through(files, tmp_path):
+    d, *_ = files
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+
+    got = {}
+
+    def reader():
+        with open(fifo) as fh:
+            got["text"] = fh.read()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    res = run(*_eval_args(d), "--format", "json", "--output", fifo)
+    t.join(timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert stat_is_fifo(fifo)
+    assert json.loads(got["text"])["loss"] == json.loads(res.stdout)["loss"]
+    res = run(*_eval_args(d), "--output", "/dev/null")
+    assert res.returncode == 0, res.stderr
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def stat_is_fifo(path):
+    import stat
+
+    return stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+def test_report_modes_follow_the_umask_and_existing_files_keep_theirs(files, tmp_path):
+    d, *_ = files
+    new = tmp_path / "new.txt"
+    old_mask = os.umask(0o022)
+    try:
+        res = run(*_eval_args(d), "--output", new)
+    finally:
+        os.umask(old_mask)
+    assert res.returncode == 0, res.stderr
+    assert (new.stat().st_mode & 0o777) == 0o644
+    existing = tmp_path / "existing.txt"
+    existing.write_text("old")
+    existing.chmod(0o640)
+    res = run(*_eval_args(d), "--output", existing)
+    assert res.returncode == 0, res.stderr
+    assert (existing.stat().st_mode & 0o777) == 0o640
+    assert existing.read_text().startswith("wce-xp eval")
+    link = tmp_path / "link.txt"
+    os.symlink(existing, link)
+    res = run(*_eval_args(d), "--format", "json", "--output", link)
+    assert res.returncode == 0 and link.is_symlink()
+    assert json.loads(existing.read_text())["loss"] > 0
+
+
+def test_sigterm_exits_143_and_leaves_no_temporary_file(tmp_path):
+    import signal
+    import time
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(3_000_000, 4)).astype(np.float32))
+    np.save(tmp_path / "z.npy", (rng.uniform(size=(3_000_000, 4)) > 0.5).astype(np.float32))
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    # about 60,000 small chunks over two passes: tens of seconds of work, signalled
+    # well after start-up (the handler is installed before any work starts)
+    proc = subprocess.Popen([sys.executable, "-m", "wce_xp", "eval", "x.npy", "z.npy",
+                             "--pos-weight", "auto", "--chunk-rows", "100", "--output",
+                             "out.txt"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4.0)
+    assert proc.poll() is None, "finished before the signal: make the job longer"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (proc.returncode, err)
+    assert err.strip() == "wce-xp: terminated"
+    assert not [p for p in os.listdir(tmp_path) if p not in ("x.npy", "z.npy")]
+
+
+def test_closed_stdout_pipe_ends_quietly(files):
+    d, *_ = files
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "wce_xp", *map(str, _eval_args(d)),
+                             "--per-class", "--format", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and err == "", err
+    assert proc.returncode == 141
+
+
+def test_strict_json_writes_null_for_nan(files, tmp_path):
+    d, x, *_ = files
+    m = np.ones(x.shape, bool)
+    m[:, 1] = False  # class 1 has no unmasked element: its mean is NaN
+    np.save(tmp_path / "m.npy", m)
+    res = run(*_eval_args(d), "--mask", tmp_path / "m.npy", "--per-class", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert "NaN" not in res.stdout
+    report = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert report["per_class"][1]["loss"] is None
+    assert report["per_class"][0]["loss"] > 0
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_non_finite_weights_and_pos_weights_are_refused(files, tmp_path, bad):
+    d, x, *_ = files
+    w = np.ones(len(x), np.float32)
+    w[5] = float(bad)
+    np.save(tmp_path / "w.npy", w)
+    _err(run(*_eval_args(d), "--weight", tmp_path / "w.npy"), "--weight",
+         "finite and non-negative", "row 5")
+    _err(run(*_eval_args(d), "--pos-weight", bad), "--pos-weight", "finite")
+    _err(run(*_eval_args(d), "--pos-weight", "1e400"), "--pos-weight", "finite")
+
+
+def test_version_usage_and_help():
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"wce-xp {wce_xp.__version__}"
+    res = run()
+    assert res.returncode == 2 and res.stderr.startswith("usage: wce-xp")
+    res = run("eval", "--help")
+    assert res.returncode == 0
+    for word in ("(default: mean)", "(default: 1048576)", "examples:", "--label-smoothing",
+                 "Keras's rule", "NaN and infinities as null"):
+        assert word in res.stdout, word
+
+
+def test_demo_says_which_backends_ran_and_how_to_add_the_others():
+    res = run("demo")
+    assert res.returncode == 0, res.stderr
+    assert "backends run: numpy" in res.stdout
+    from wce_xp import _backends
+
+    missing = [n for n in _backends.BACKENDS if n not in _backends.installed()]
+    for name in missing:
+        assert f"  {name}: " in res.stdout
+    if "torch" in missing and not _backends.has_nvidia_gpu():
+        assert "download.pytorch.org/whl/cpu" in res.stdout

@@ -39,6 +39,22 @@ def _import_quietly(module: str) -> ModuleType:
         os.close(devnull)
 
 
+def has_nvidia_gpu() -> bool:
+    """An NVIDIA driver is present (its device node), without importing anything."""
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
+
+
+def install_hint(name: str) -> str:
+    """The command that installs a backend here. A plain ``pip install torch`` (or the
+    torch extra) pulls a multi-GB CUDA build; without an NVIDIA GPU, PyTorch's CPU
+    wheel is the one to install, and TensorFlow's CPU package likewise."""
+    if name == "torch" and not has_nvidia_gpu():
+        return ("pip install torch --index-url https://download.pytorch.org/whl/cpu "
+                "(PyTorch's CPU build: this machine has no NVIDIA GPU)")
+    extra = EXTRAS.get(name, "")
+    return f"pip install 'wce_xp[{extra}]'" if extra else ""
+
+
 def load(name: str) -> ModuleType:
     """The library module for a backend name (``jax`` gives ``jax.numpy``,
     ``tensorflow`` wce_xp's TensorFlow namespace)."""
@@ -52,8 +68,8 @@ def load(name: str) -> ModuleType:
         if name == "cupy":
             mod.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        extra = EXTRAS[name]
-        hint = f" (pip install 'wce_xp[{extra}]')" if extra else ""
+        hint = install_hint(name)
+        hint = f" ({hint})" if hint else ""
         raise BackendUnavailable(f"backend {name!r} is not available: {exc}{hint}") from None
     if name == "jax":
         import jax

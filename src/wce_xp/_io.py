@@ -165,6 +165,6 @@ def parse_pos_weight(value: str, classes: int) -> Any:
                              f"a .npy file or 'auto', got '{value}'{hint}") from None
     if q.size not in (1, classes):
         raise InputError(f"--pos-weight: {q.size} values for {classes} classes")
-    if np.any(np.isnan(q)) or np.any(q < 0):
-        raise InputError("--pos-weight: values must be non-negative numbers")
+    if not np.all(np.isfinite(q)) or np.any(q < 0):
+        raise InputError("--pos-weight: values must be finite non-negative numbers")
     return q if q.size > 1 else float(q[0])

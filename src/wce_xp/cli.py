@@ -7,6 +7,8 @@ import contextlib
 import json
 import math
 import os
+import signal
+import stat
 import sys
 import tempfile
 import time
@@ -61,8 +63,19 @@ def demo(out: object = sys.stdout) -> int:
         for b in names:
             worst = max(worst, float(np.max(np.abs(results[a].astype(np.float64)
                                                    - results[b].astype(np.float64)))))
-    write(f"\nbackends: {', '.join(names)}\n")
-    write(f"largest difference between backends: {worst:.3g}\n")
+    write(f"\nbackends run: {', '.join(names)}\n")
+    if len(names) > 1:
+        write(f"largest difference between backends: {worst:.3g}\n")
+    else:
+        write("only one backend is installed, so there is nothing to compare it with\n")
+    missing = [n for n in _backends.BACKENDS if n not in names]
+    if missing:
+        write("not installed (to add one):\n")
+        for n in missing:
+            hint = _backends.install_hint(n) or "installed with the package"
+            if n == "cupy" and not _backends.has_nvidia_gpu():
+                hint += " (needs an NVIDIA GPU, which this machine lacks)"
+            write(f"  {n}: {hint}\n")
     return 0
 
 
@@ -167,7 +180,9 @@ def _chunk_stats(
     zrows = np.flatnonzero(bad_z.reshape(len(z), -1).any(axis=1))
     st["label_first_row"] = int(i0 + zrows[0]) if zrows.size else None
     if w is not None:
-        wrows = np.flatnonzero((w < 0).reshape(len(w), -1).any(axis=1))
+        with np.errstate(invalid="ignore"):
+            bad_w = (w < 0) | ~np.isfinite(w) if w.dtype.kind == "f" else w < 0
+        wrows = np.flatnonzero(bad_w.reshape(len(w), -1).any(axis=1))
         st["weight_first_row"] = int(i0 + wrows[0]) if wrows.size else None
     if st["nan_count"] or st["label_first_row"] is not None or st.get("weight_first_row"):
         return st
@@ -312,7 +327,8 @@ def _raise_on_bad_values(inputs: dict[str, Any], results: list[dict[str, Any]]) 
                          f"(first in row {min(rows)})")
     rows = [r["weight_first_row"] for r in results if r.get("weight_first_row") is not None]
     if rows:
-        raise InputError(f"{inputs['weight'].label}: negative weights (first in row {min(rows)})")
+        raise InputError(f"{inputs['weight'].label}: weights must be finite and non-negative "
+                         f"(first bad one in row {min(rows)})")
 
 
 def _sum(results: list[dict[str, Any]], key: str) -> np.ndarray:
@@ -401,70 +417,204 @@ def format_table(report: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: str, text: str) -> None:
-    target = Path(path)
+def _input_files(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(role, path) of every file the command reads."""
+    from ._io import _split_spec
+
+    out = []
+    for role, spec in (("LOGITS", args.logits), ("LABELS", args.labels),
+                       ("--weight", args.weight), ("--mask", args.mask),
+                       ("--pos-weight", args.pos_weight)):
+        if spec is None or (role == "--pos-weight" and not str(spec).endswith(".npy")):
+            continue
+        out.append((role, _split_spec(str(spec))[0]))
+    return out
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse an ``--output`` that is, or resolves to, one of the inputs (compared by
+    file identity, so other names, ``./`` and symbolic links are caught), or a directory.
+    Checked before any work is done."""
+    if not args.output:
+        return
+    target = Path(args.output)
     if target.is_dir():
-        raise InputError(f"--output: '{path}' is a directory")
+        raise InputError(f"--output: '{args.output}' is a directory")
+    if not target.exists():
+        return
+    for role, path in _input_files(args):
+        with contextlib.suppress(OSError):
+            if path.exists() and os.path.samefile(target, path):
+                raise InputError(f"--output: '{args.output}' is the {role} file; "
+                                 "refusing to overwrite an input")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_report(path: str, text: str) -> None:
+    """Write the report without ever losing data.
+
+    A regular file (or a link to one) is replaced atomically: a temporary file beside
+    it, then a rename, so the old content survives any failure and no temporary file
+    survives one (a write error, SIGINT or SIGTERM). A new file gets the usual mode
+    (0666 less the umask), an existing one keeps its own; a link keeps pointing where
+    it did. Anything else that exists there (a terminal, ``/dev/null``, a FIFO) is
+    written through, never replaced."""
+    target = Path(os.path.realpath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                                   prefix=f".{target.name}.", suffix=".tmp")
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InputError(f"--output: cannot write '{path}' ({exc.strerror})") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            with open(target, "w") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise InputError(f"--output: cannot write '{path}' ({exc.strerror})") from None
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise InputError(f"--output: cannot write in '{target.parent}' ({exc.strerror})") from None
     try:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise InputError(f"--output: cannot write '{path}' ({exc.strerror})") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
 
+def to_json(report: dict[str, Any]) -> str:
+    """Strict JSON: NaN and infinities (a class with no unmasked element, say) are
+    written as ``null``, which every JSON parser accepts."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
+
+
+EPILOG = """\
+examples:
+  wce-xp eval logits.npy labels.npy --pos-weight auto --per-class
+  wce-xp eval preds.npz:logits preds.npz:labels --pos-weight 19,4,1 --format json
+  wce-xp eval logits.parquet labels.parquet:a,b,c --mask observed.npy --backend torch
+  wce-xp eval logits.npy labels.npy --backend dask --scheduler local --output report.json
+
+The report goes to stdout (and to --output, written atomically; an input file is never
+overwritten). In JSON, NaN and infinities are written as null. Bad input: one line on
+stderr and exit status 2; interrupted: 130 (SIGINT) or 143 (SIGTERM).
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, and the epilog's examples kept as written."""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = _Parser(prog="wce-xp",
                 description="Weighted sigmoid cross-entropy on any array backend.")
+    p.add_argument("--version", action="version", version=f"wce-xp {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("demo", help="run TensorFlow's example on every installed backend")
-    e = sub.add_parser("eval", help="evaluate prediction files (logits and labels)")
+    sub.add_parser("demo", help="run TensorFlow's example on every installed backend",
+                   description="TensorFlow's documented example on every installed backend; "
+                   "says which backends ran and how to add the others.")
+    e = sub.add_parser("eval", help="evaluate prediction files (logits and labels)",
+                       description="The weighted sigmoid cross-entropy of a file of logits "
+                       "against a file of labels, read in chunks of rows.",
+                       epilog=EPILOG, formatter_class=_HelpFormatter)
     e.add_argument("logits", metavar="LOGITS", help=".npy, .npz[:name] or .parquet[:cols]")
     e.add_argument("labels", metavar="LABELS", help=".npy, .npz[:name] or .parquet[:cols]")
     e.add_argument("--pos-weight", default="1",
-                   help="a number, a comma list (one per class), a .npy file, or 'auto'")
-    e.add_argument("--weight", help="weights file, (N,) or (N, C)")
+                   help="a number, a comma list (one per class), a .npy file, or 'auto' "
+                   "(negatives/positives per class, from a first pass)")
+    e.add_argument("--weight", help="weights file, (N,) or (N, C); finite, non-negative")
     e.add_argument("--mask", help="boolean file, (N,) or (N, C); False = missing label")
-    e.add_argument("--label-smoothing", type=float, default=0.0)
-    e.add_argument("--reduction", choices=("mean", "sum", "weighted_mean"), default="mean")
+    e.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="Keras's rule z -> z(1 - s) + s/2, s in [0, 1]")
+    e.add_argument("--reduction", choices=("mean", "sum", "weighted_mean"), default="mean",
+                   help="mean over unmasked elements, sum, or sum(w·loss)/sum(w)")
     e.add_argument("--per-class", action="store_true", help="report each class too")
-    e.add_argument("--backend", choices=_backends.CLI_BACKENDS, default="numpy")
+    e.add_argument("--backend", choices=_backends.CLI_BACKENDS, default="numpy",
+                   help="the array library that computes")
     e.add_argument("--device", help="torch: cpu|cuda[:i]; cupy: i; jax: platform[:i]; "
                    "tensorflow: cpu|gpu[:i]")
-    e.add_argument("--chunk-rows", type=int, default=1 << 20)
+    e.add_argument("--chunk-rows", type=int, default=1 << 20,
+                   help="rows read and evaluated at a time (bounds the memory used)")
     e.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a LocalCluster")
-    e.add_argument("--format", choices=("table", "json"), default="table")
+    e.add_argument("--format", choices=("table", "json"), default="table",
+                   help="the report's format (JSON: NaN and infinities as null)")
     e.add_argument("--output", help="also write the report to this file (atomically)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that cleanup runs."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    with contextlib.suppress(ValueError):  # not in the main thread: leave it
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
         if args.command == "demo":
             return demo()
+        check_output(args)
         report = evaluate(args)
+        text = to_json(report) if args.format == "json" else format_table(report, args)
+        if args.output:
+            write_report(args.output, text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
     except InputError as exc:
         print(f"wce-xp: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("wce-xp: interrupted", file=sys.stderr)
         return 130
-    text = json.dumps(report, indent=2) + "\n" if args.format == "json" else format_table(
-        report, args)
-    try:
-        if args.output:
-            _write_atomic(args.output, text)
-    except InputError as exc:
-        print(f"wce-xp: error: {exc}", file=sys.stderr)
+    except _Terminated:
+        print("wce-xp: terminated", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        # the reader went away (wce-xp eval ... | head): end quietly, as Unix tools do
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(f"wce-xp: error: cannot write the report ({exc.strerror or exc})",
+              file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 2
-    sys.stdout.write(text)
     return 0
