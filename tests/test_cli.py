@@ -408,3 +408,25 @@ def test_demo_says_which_backends_ran_and_how_to_add_the_others():
         assert f"  {name}: " in res.stdout
     if "torch" in missing and not _backends.has_nvidia_gpu():
         assert "download.pytorch.org/whl/cpu" in res.stdout
+
+
+def test_empty_files_names_from_files_and_devices_give_one_line(files, tmp_path):
+    d, *_ = files
+    np.save(tmp_path / "rows0.npy", np.zeros((0, 3), np.float32))
+    np.save(tmp_path / "cols0.npy", np.zeros((3, 0), np.float32))
+    _err(run("eval", tmp_path / "rows0.npy", tmp_path / "rows0.npy"), "no rows")
+    _err(run("eval", tmp_path / "cols0.npy", tmp_path / "cols0.npy"), "no classes")
+    np.savez(tmp_path / "names.npz", **{"a\x1b[31mred": np.zeros(3), "b\nline": np.zeros(3)})
+    res = run("eval", tmp_path / "names.npz", tmp_path / "names.npz")
+    _err(res, "a\\x1b[31mred", "b\\nline")
+    assert "\x1b" not in res.stderr
+    np.savez(tmp_path / "many.npz", **{f"m{i}": np.zeros(1) for i in range(3000)})
+    res = run("eval", tmp_path / "many.npz", tmp_path / "many.npz")
+    _err(res, "(2990 more)")
+    assert len(res.stderr) < 400
+    pytest.importorskip("torch")
+    _err(run(*_eval_args(d), "--backend", "torch", "--device", "meta"), "--device", "meta")
+    import torch
+
+    if not torch.cuda.is_available():
+        _err(run(*_eval_args(d), "--backend", "torch", "--device", "cuda"), "--device", "cuda")

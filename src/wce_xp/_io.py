@@ -17,6 +17,14 @@ class InputError(Exception):
     """Bad input: the message is shown to the user as it is."""
 
 
+def show_names(names: list[str], most: int = 10) -> str:
+    """Names read from a file, safe for a terminal: control characters and escape
+    sequences shown escaped, and a long list shortened."""
+    shown = [n.encode("unicode_escape").decode("ascii") for n in names[:most]]
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return ", ".join(shown) + more
+
+
 def _split_spec(spec: str) -> tuple[Path, str | None]:
     """``file.npz:name`` → (file.npz, name); other paths have no name."""
     for suffix in (".npz:", ".parquet:"):
@@ -67,6 +75,10 @@ class ArrayReader:
         self._check_dtype()
         if len(self.shape) not in (1, 2):
             raise InputError(f"{label}: expected shape (N,) or (N, C), got {self.shape}")
+        if self.shape[0] == 0:
+            raise InputError(f"{label}: no rows (shape {self.shape})")
+        if len(self.shape) == 2 and self.shape[1] == 0:
+            raise InputError(f"{label}: no classes (shape {self.shape})")
 
     def _probe_npy(self) -> None:
         try:
@@ -84,12 +96,12 @@ class ArrayReader:
                 if self.name is None:
                     if len(names) != 1:
                         raise InputError(
-                            f"{self.label}: holds {len(names)} arrays ({', '.join(names)}); "
+                            f"{self.label}: holds {len(names)} arrays ({show_names(names)}); "
                             f"name one as '{self.path}:NAME'")
                     key = names[0]
                 elif self.name not in names:
-                    raise InputError(f"{self.label}: no array named '{self.name}' "
-                                     f"(it holds: {', '.join(names) or 'nothing'})")
+                    raise InputError(f"{self.label}: no array named '{show_names([self.name])}' "
+                                     f"(it holds: {show_names(names) or 'nothing'})")
                 else:
                     key = self.name
                 return np.asarray(z[key])
@@ -113,8 +125,8 @@ class ArrayReader:
             want = self.name.split(",")
             missing = [c for c in want if c not in cols]
             if missing:
-                raise InputError(f"{self.label}: no column(s) {', '.join(missing)} "
-                                 f"(it has: {', '.join(cols)})")
+                raise InputError(f"{self.label}: no column(s) {show_names(missing)} "
+                                 f"(it has: {show_names(cols) or 'no columns'})")
             cols = want
         try:
             data = [table.column(c).to_numpy() for c in cols]

@@ -129,7 +129,11 @@ def _backend(name: str, device: str | None) -> tuple[Any, Any]:
         if name == "torch":
             import torch
 
-            return mod, torch.device(device)
+            dev = torch.device(device)
+            if dev.type == "meta":
+                raise ValueError("the meta device holds no data")
+            torch.empty(1, device=dev)  # the device exists and this build supports it
+            return mod, dev
         if name == "cupy":
             return mod, mod.cuda.Device(int(device))
         if name == "jax":
@@ -616,5 +620,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 2
+    except Exception as exc:  # a case not foreseen above: still one line, still exit 2
+        if os.environ.get("WCE_XP_DEBUG"):
+            raise
+        msg = " ".join(str(exc).split())[:300]
+        print(f"wce-xp: error: {type(exc).__name__}: {msg} (WCE_XP_DEBUG=1 shows the "
+              "traceback)", file=sys.stderr)
         return 2
     return 0
