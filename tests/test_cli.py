@@ -430,3 +430,99 @@ def test_empty_files_names_from_files_and_devices_give_one_line(files, tmp_path)
 
     if not torch.cuda.is_available():
         _err(run(*_eval_args(d), "--backend", "torch", "--device", "cuda"), "--device", "cuda")
+
+
+# --- .npz members are streamed: header first, then rows ---------------------------------
+
+
+def _npz_pair(tmp_path, compressed, rows=20_000, classes=3):
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 3, (rows, classes)).astype(np.float32)
+    z = (rng.uniform(size=(rows, classes)) > 0.7).astype(np.float32)
+    save = np.savez_compressed if compressed else np.savez
+    save(tmp_path / "p.npz", logits=x, labels=z)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "z.npy", z)
+    return x, z
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["stored", "deflated"])
+def test_npz_streams_and_equals_npy(tmp_path, compressed):
+    _npz_pair(tmp_path, compressed)
+    args = ["--per-class", "--format", "json", "--chunk-rows", "777", "--pos-weight", "auto"]
+    ref = json.loads(run("eval", tmp_path / "x.npy", tmp_path / "z.npy", *args).stdout)
+    res = run("eval", f"{tmp_path / 'p.npz'}:logits", f"{tmp_path / 'p.npz'}:labels", *args)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["loss"] == pytest.approx(ref["loss"], rel=1e-12)
+    assert got["per_class"] == [
+        {**c, "loss": pytest.approx(c["loss"], rel=1e-12)} for c in ref["per_class"]]
+    pytest.importorskip("dask")
+    res = run("eval", f"{tmp_path / 'p.npz'}:logits", f"{tmp_path / 'p.npz'}:labels", *args,
+              "--backend", "dask")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["loss"] == pytest.approx(ref["loss"], rel=1e-12)
+
+
+def test_npz_memory_is_one_chunk_and_tasks_carry_no_data(tmp_path):
+    import pickle
+    import tracemalloc
+
+    from wce_xp._io import ArrayReader
+
+    x, _ = _npz_pair(tmp_path, True, rows=400_000, classes=4)  # 6.4 MB per member
+    tracemalloc.start()
+    reader = ArrayReader(f"{tmp_path / 'p.npz'}:logits", "LOGITS")
+    assert reader.shape == x.shape
+    _, peak_open = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    total = 0.0
+    for i0 in range(0, reader.rows, 10_000):
+        chunk = reader.read(i0, min(i0 + 10_000, reader.rows))
+        total += float(chunk.astype(np.float64).sum())
+    _, peak_read = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert total == pytest.approx(float(x.astype(np.float64).sum()), rel=1e-9)
+    assert peak_open < 1 << 20  # the header only
+    assert peak_read < 2 << 20  # about one 160 kB chunk (and its float64 copy), not 6.4 MB
+    assert len(pickle.dumps(reader)) < 4096  # what a Dask task carries
+
+
+def test_npz_bomb_is_refused_from_the_header(tmp_path):
+    import tracemalloc
+
+    from wce_xp._io import ArrayReader
+
+    np.savez_compressed(tmp_path / "bomb.npz", np.zeros(50_000_000))  # 400 MB inflated
+    assert (tmp_path / "bomb.npz").stat().st_size < 2_000_000
+    tracemalloc.start()
+    reader = ArrayReader(str(tmp_path / "bomb.npz"), "LOGITS")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert reader.rows == 50_000_000 and peak < 1 << 20
+    np.save(tmp_path / "z.npy", np.zeros(10, np.float32))
+    _err(run("eval", tmp_path / "bomb.npz", tmp_path / "z.npy"), "different numbers of rows")
+
+
+def test_corrupt_npz_members_give_one_line(tmp_path):
+    import zipfile
+
+    np.savez_compressed(tmp_path / "ok.npz", x=np.arange(100_000, dtype=np.float64))
+    raw = bytearray((tmp_path / "ok.npz").read_bytes())
+    with zipfile.ZipFile(tmp_path / "ok.npz") as zf:
+        info = zf.getinfo("x.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    raw[start:start + 64] = b"\xff" * 64  # break the deflate stream after the header
+    (tmp_path / "bad.npz").write_bytes(bytes(raw))
+    np.save(tmp_path / "z.npy", np.zeros(100_000, np.float32))
+    _err(run("eval", tmp_path / "bad.npz", tmp_path / "z.npy"), "LOGITS file")
+    # a header whose shape does not match the member's size
+    hdr = tmp_path / "lie.npy"
+    with open(hdr, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (2**40,)})
+        fh.write(np.zeros(10).tobytes())
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w") as zf:
+        zf.write(hdr, "x.npy")
+    _err(run("eval", tmp_path / "lie.npz", tmp_path / "z.npy"), "declares shape")
+    _err(run("eval", hdr, tmp_path / "z.npy"), "not a valid .npy file")

@@ -6,7 +6,11 @@ the command line turns it into one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import threading
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,23 @@ def show_names(names: list[str], most: int = 10) -> str:
     return ", ".join(shown) + more
 
 
+def _read_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """``(shape, fortran_order, dtype)`` from an open ``.npy`` stream's header."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    if version == (1, 0):
+        return fmt.read_array_header_1_0(fh)
+    return fmt.read_array_header_2_0(fh)
+
+
+def _close(st: Any) -> None:
+    for f in (st.stream, st.zip):
+        if f is not None:
+            with contextlib.suppress(Exception):
+                f.close()
+    st.stream = st.zip = None
+
+
 def _split_spec(spec: str) -> tuple[Path, str | None]:
     """``file.npz:name`` → (file.npz, name); other paths have no name."""
     for suffix in (".npz:", ".parquet:"):
@@ -40,8 +61,9 @@ class ArrayReader:
     ``.npy`` files are memory-mapped anew for every chunk and the chunk is copied out,
     so the mapping (and the pages it made resident) is released after each chunk and
     the process's memory stays bounded by the chunk size, not the file size.
-    ``.npz`` members and ``.parquet`` tables are read whole (compressed members
-    cannot be mapped; a Parquet file's columns are its classes).
+    ``.npz`` members (stored or deflated) are decompressed as a stream, row chunk by row
+    chunk, after their header alone was checked; ``.parquet`` tables are read whole
+    (a Parquet file's columns are its classes).
     """
 
     def __init__(self, spec: str, role: str) -> None:
@@ -49,6 +71,7 @@ class ArrayReader:
         self.role = role
         self.path, self.name = _split_spec(spec)
         self._whole: np.ndarray | None = None
+        self._lock = threading.Lock()
         label = f"{role} file '{spec}'"
         self.label = label
         if not self.path.exists():
@@ -64,7 +87,7 @@ class ArrayReader:
         if suffix == ".npy":
             self._probe_npy()
         elif suffix == ".npz":
-            self._whole = self._load_npz()
+            self._probe_npz()
         elif suffix == ".parquet":
             self._whole = self._load_parquet()
         else:
@@ -83,16 +106,21 @@ class ArrayReader:
     def _probe_npy(self) -> None:
         try:
             arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, OverflowError) as exc:
+            # a header whose shape cannot fit the file is refused here, from the header
+            # alone: the file is mapped, nothing is allocated
             raise InputError(f"{self.label}: not a valid .npy file ({exc})") from None
         self.shape = tuple(arr.shape)
         self.dtype = arr.dtype
         del arr
 
-    def _load_npz(self) -> np.ndarray:
+    def _probe_npz(self) -> None:
+        """Choose the member and read its ``.npy`` header only: nothing is decompressed
+        beyond the header until rows are read (so a small file that inflates to
+        gigabytes is refused by the row and shape checks before it costs memory)."""
         try:
-            with np.load(self.path, allow_pickle=False) as z:
-                names = list(z.files)
+            with zipfile.ZipFile(self.path) as zf:
+                names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
                 if self.name is None:
                     if len(names) != 1:
                         raise InputError(
@@ -104,11 +132,81 @@ class ArrayReader:
                                      f"(it holds: {show_names(names) or 'nothing'})")
                 else:
                     key = self.name
-                return np.asarray(z[key])
+                self._member = key + ".npy"
+                info = zf.getinfo(self._member)
+                with zf.open(info) as fh:
+                    shape, fortran, dtype = _read_header(fh)
+                    self._offset = fh.tell()
         except InputError:
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError,
+                OverflowError, RuntimeError, zlib.error) as exc:
             raise InputError(f"{self.label}: not a valid .npz file ({exc})") from None
+        if dtype.hasobject:
+            raise InputError(f"{self.label}: holds Python objects (not numbers)")
+        need = math.prod(shape) * dtype.itemsize
+        if need != info.file_size - self._offset:
+            raise InputError(f"{self.label}: member '{show_names([key])}' declares shape "
+                             f"{shape} ({need:,} bytes) but holds "
+                             f"{info.file_size - self._offset:,} bytes")
+        self.shape, self.dtype = tuple(shape), dtype
+        self._fortran = fortran and len(shape) > 1
+        self._local: Any = None
+
+    def _streams(self) -> Any:
+        """This thread's open stream of the member: Dask's threaded scheduler reads
+        chunks of one reader from several threads at once."""
+        if self._local is None:
+            self._local = threading.local()
+        local = self._local
+        if not hasattr(local, "row"):
+            local.zip = local.stream = None
+            local.row = 0
+        return local
+
+    def _read_npz(self, i0: int, i1: int) -> np.ndarray:
+        """Rows [i0, i1) of the member, decompressed as a stream: ascending reads (the
+        chunk loop's order) cost one pass over the member in all; memory is one chunk."""
+        if self._fortran:  # column-major members cannot be read by rows: whole, once
+            with self._lock:
+                if self._whole is None:
+                    with np.load(self.path, allow_pickle=False) as z:
+                        self._whole = np.asarray(z[self._member[:-4]])
+            return self._whole[i0:i1]
+        row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
+        st = self._streams()
+        if st.stream is None or st.row > i0:
+            _close(st)
+            st.zip = zipfile.ZipFile(self.path)
+            st.stream = st.zip.open(self._member)
+            st.stream.read(self._offset)
+            st.row = 0
+        skip = (i0 - st.row) * row_bytes
+        while skip:
+            got = len(st.stream.read(min(skip, 1 << 24)))
+            if not got:
+                raise InputError(f"{self.label}: member ends early at row {st.row}")
+            skip -= got
+        data = st.stream.read((i1 - i0) * row_bytes)
+        if len(data) != (i1 - i0) * row_bytes:
+            raise InputError(f"{self.label}: member ends early at row {i0}")
+        st.row = i1
+        rows: np.ndarray = np.frombuffer(data, dtype=self.dtype)
+        out: np.ndarray = rows.reshape((i1 - i0, *self.shape[1:])).copy()
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a Dask task carries the file's name, never its data or an open stream
+        state = dict(self.__dict__)
+        state["_local"] = None
+        state.pop("_lock", None)
+        if state.get("_fortran") is False:
+            state["_whole"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _load_parquet(self) -> np.ndarray:
         try:
@@ -149,6 +247,15 @@ class ArrayReader:
 
     def read(self, i0: int, i1: int) -> np.ndarray:
         """A NumPy copy of rows [i0, i1)."""
+        if self.path.suffix.lower() == ".npz":
+            try:
+                return self._read_npz(i0, i1)
+            except InputError:
+                raise
+            except (OSError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError,
+                    zlib.error) as exc:
+                raise InputError(f"{self.label}: read failed at rows {i0}..{i1} "
+                                 f"({exc})") from None
         if self._whole is not None:
             return self._whole[i0:i1]
         try:
