@@ -526,3 +526,35 @@ def test_corrupt_npz_members_give_one_line(tmp_path):
         zf.write(hdr, "x.npy")
     _err(run("eval", tmp_path / "lie.npz", tmp_path / "z.npy"), "declares shape")
     _err(run("eval", hdr, tmp_path / "z.npy"), "not a valid .npy file")
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool"])
+def test_integer_and_bool_logits_are_refused_like_the_library(tmp_path, dtype):
+    """The library refuses non-floating logits (TypeError); the command line agrees."""
+    x = (np.arange(12).reshape(6, 2) % 3).astype(dtype)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "z.npy", np.zeros((6, 2), np.float32))
+    _err(run("eval", tmp_path / "x.npy", tmp_path / "z.npy"), "LOGITS file", dtype,
+         "real numbers")
+    with pytest.raises(TypeError, match="logits: expected a real floating array"):
+        wce_xp.weighted_cross_entropy_with_logits(np.zeros((6, 2)), x, 1.0)
+
+
+def test_float16_logits_agree_with_the_library(tmp_path):
+    """float16 logits: both compute in float32; the library's result is that value
+    rounded to float16, the command line reports it unrounded."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 3, (5000, 2)).astype(np.float16)
+    z = (rng.uniform(size=(5000, 2)) > 0.6).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "z.npy", z)
+    res = run("eval", tmp_path / "x.npy", tmp_path / "z.npy", "--format", "json",
+              "--pos-weight", "2", "--chunk-rows", "999")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)["loss"]
+    lib32 = wce_xp.weighted_cross_entropy_with_logits(z, x.astype(np.float32), 2.0,
+                                                      reduction="mean")
+    lib16 = wce_xp.weighted_cross_entropy_with_logits(z, x, 2.0, reduction="mean")
+    assert lib16.dtype == np.float16
+    assert got == pytest.approx(float(lib32), rel=1e-6)
+    assert float(lib16) == pytest.approx(got, rel=2**-11)

@@ -92,8 +92,10 @@ class _Parser(argparse.ArgumentParser):
 def _open_inputs(args: argparse.Namespace) -> dict[str, Any]:
     logits = ArrayReader(args.logits, "LOGITS")
     labels = ArrayReader(args.labels, "LABELS")
-    if logits.dtype.kind == "b":
-        raise InputError(f"{logits.label}: boolean logits (expected numbers)")
+    if logits.dtype.kind in "biu":
+        # the library takes real floating logits only; the command line agrees with it
+        raise InputError(f"{logits.label}: {logits.dtype} logits (logits are real numbers: "
+                         "store them as float16, float32 or float64)")
     if labels.rows != logits.rows:
         raise InputError(f"LOGITS and LABELS have different numbers of rows: "
                          f"{logits.rows} and {labels.rows}")
