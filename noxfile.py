@@ -51,7 +51,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def numpy(session: nox.Session) -> None:
-    _with_peers(session, "test")
+    _with_peers(session, "test,parquet,progress")  # the command line's Parquet path too
     _pytest(session, "numpy")
     # the docstrings' examples (TensorFlow's and Keras's modules: in their own sessions)
     session.run("pytest", "--doctest-modules", "src/wce_xp", "--ignore=src/wce_xp/_tf.py",

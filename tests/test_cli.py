@@ -558,3 +558,68 @@ def test_float16_logits_agree_with_the_library(tmp_path):
     assert lib16.dtype == np.float16
     assert got == pytest.approx(float(lib32), rel=1e-6)
     assert float(lib16) == pytest.approx(got, rel=2**-11)
+
+
+# --- Parquet is read as record batches -----------------------------------------------
+
+
+def test_parquet_streams_and_equals_npy(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 3, (30_000, 3)).astype(np.float32)
+    z = (rng.uniform(size=(30_000, 3)) > 0.6).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "z.npy", z)
+    pq.write_table(pa.table({f"c{i}": x[:, i] for i in range(3)}), tmp_path / "x.parquet",
+                   row_group_size=7000)
+    pq.write_table(pa.table({"a": z[:, 0], "b": z[:, 1], "c": z[:, 2], "other": z[:, 0]}),
+                   tmp_path / "z.parquet", row_group_size=5000)
+    args = ["--per-class", "--format", "json", "--chunk-rows", "1234"]
+    ref = json.loads(run("eval", tmp_path / "x.npy", tmp_path / "z.npy", *args).stdout)
+    for backend in ("numpy", "dask"):
+        if backend == "dask":
+            pytest.importorskip("dask")
+        res = run("eval", tmp_path / "x.parquet", f"{tmp_path / 'z.parquet'}:a,b,c", *args,
+                  "--backend", backend)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["loss"] == pytest.approx(ref["loss"], rel=1e-12)
+
+    from wce_xp._io import ArrayReader
+
+    def peak_bytes(rows):
+        """Arrow memory in use while reading a file of ``rows`` rows in 1000-row chunks
+        (row groups of 7000 rows): one row group's worth, whatever the file's size."""
+        xs = np.resize(x, (rows, 3))
+        pq.write_table(pa.table({f"c{i}": xs[:, i] for i in range(3)}),
+                       tmp_path / "big.parquet", row_group_size=7000)
+        reader = ArrayReader(str(tmp_path / "big.parquet"), "LOGITS")
+        assert reader._whole is None and reader.shape == (rows, 3)
+        base, peak = pa.total_allocated_bytes(), 0
+        for i0 in range(0, rows, 1000):
+            np.testing.assert_array_equal(reader.read(i0, min(i0 + 1000, rows)),
+                                          xs[i0:i0 + 1000])
+            peak = max(peak, pa.total_allocated_bytes() - base)
+        return peak
+
+    small, large = peak_bytes(30_000), peak_bytes(300_000)  # 0.36 MB and 3.6 MB files
+    assert large <= small < 500_000
+
+
+def test_parquet_bad_files_give_one_line(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({}), tmp_path / "empty.parquet")
+    np.save(tmp_path / "z.npy", np.zeros(4, np.float32))
+    _err(run("eval", tmp_path / "empty.parquet", tmp_path / "z.npy"), "no columns")
+    pq.write_table(pa.table({"s": ["a", "b", "c", "d"]}), tmp_path / "str.parquet")
+    _err(run("eval", tmp_path / "str.parquet", tmp_path / "z.npy"), "not numeric")
+    pq.write_table(pa.table({"i": pa.array([1, None, 0, 1], pa.int64())}),
+                   tmp_path / "nulls.parquet")
+    np.save(tmp_path / "x.npy", np.zeros(4, np.float32))
+    _err(run("eval", tmp_path / "x.npy", tmp_path / "nulls.parquet"), "missing values")
+    pq.write_table(pa.table({"w": pa.array([1.0, None, 2.0, 1.0])}), tmp_path / "w.parquet")
+    _err(run("eval", tmp_path / "x.npy", tmp_path / "z.npy", "--weight",
+             tmp_path / "w.parquet"), "--weight", "finite and non-negative")
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1" + b"\0" * 50)
+    _err(run("eval", tmp_path / "junk.parquet", tmp_path / "z.npy"), "not a valid Parquet")

@@ -40,10 +40,10 @@ def _read_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
 
 def _close(st: Any) -> None:
     for f in (st.stream, st.zip):
-        if f is not None:
+        if f is not None and hasattr(f, "close"):
             with contextlib.suppress(Exception):
                 f.close()
-    st.stream = st.zip = None
+    st.stream = st.zip = st.pending = None
 
 
 def _split_spec(spec: str) -> tuple[Path, str | None]:
@@ -62,9 +62,12 @@ class ArrayReader:
     so the mapping (and the pages it made resident) is released after each chunk and
     the process's memory stays bounded by the chunk size, not the file size.
     ``.npz`` members (stored or deflated) are decompressed as a stream, row chunk by row
-    chunk, after their header alone was checked; ``.parquet`` tables are read whole
-    (a Parquet file's columns are its classes).
+    chunk, after their header alone was checked; ``.parquet`` files are read as record
+    batches (a Parquet file's columns are its classes).
     """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
 
     def __init__(self, spec: str, role: str) -> None:
         self.spec = spec
@@ -89,7 +92,7 @@ class ArrayReader:
         elif suffix == ".npz":
             self._probe_npz()
         elif suffix == ".parquet":
-            self._whole = self._load_parquet()
+            self._probe_parquet()
         else:
             raise InputError(f"{label}: unknown file type (expected .npy, .npz or .parquet)")
         if self._whole is not None:
@@ -160,7 +163,7 @@ class ArrayReader:
             self._local = threading.local()
         local = self._local
         if not hasattr(local, "row"):
-            local.zip = local.stream = None
+            local.zip = local.stream = local.pending = None
             local.row = 0
         return local
 
@@ -208,29 +211,85 @@ class ArrayReader:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def _load_parquet(self) -> np.ndarray:
+    def _probe_parquet(self) -> None:
+        """The columns (the classes), their common dtype and the row count, from the
+        file's metadata: no data is read until rows are."""
         try:
+            import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
             raise InputError(f"{self.label}: reading Parquet needs pyarrow "
                              "(pip install 'wce_xp[parquet]')") from None
         try:
-            table = pq.read_table(self.path)
+            pf = pq.ParquetFile(self.path)
+            schema = pf.schema_arrow
+            rows = pf.metadata.num_rows
         except Exception as exc:
             raise InputError(f"{self.label}: not a valid Parquet file ({exc})") from None
-        cols = table.column_names
+        cols = list(schema.names)
+        if not cols:
+            raise InputError(f"{self.label}: has no columns")
         if self.name is not None:
             want = self.name.split(",")
             missing = [c for c in want if c not in cols]
             if missing:
                 raise InputError(f"{self.label}: no column(s) {show_names(missing)} "
-                                 f"(it has: {show_names(cols) or 'no columns'})")
+                                 f"(it has: {show_names(cols)})")
             cols = want
-        try:
-            data = [table.column(c).to_numpy() for c in cols]
-        except Exception as exc:
-            raise InputError(f"{self.label}: columns are not numeric ({exc})") from None
-        return data[0] if len(data) == 1 else np.stack(data, axis=1)
+        dtypes = []
+        for c in cols:
+            t = schema.field(c).type
+            if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+                raise InputError(f"{self.label}: column '{show_names([c])}' is {t}, not numeric")
+            dtypes.append(np.dtype(t.to_pandas_dtype()))
+        self._cols = cols
+        self.dtype = np.result_type(*dtypes)
+        self.shape = (rows,) if len(cols) == 1 else (rows, len(cols))
+        self._local = None
+
+    def _batch_array(self, batch: Any) -> np.ndarray:
+        parts = []
+        for c in self._cols:
+            col = batch.column(c)
+            if col.null_count and self.dtype.kind != "f":
+                raise InputError(f"{self.label}: column '{show_names([c])}' has missing "
+                                 "values (nulls); store it as floating point (nulls become "
+                                 "NaN) and pass --mask")
+            parts.append(np.asarray(col.to_numpy(zero_copy_only=False), dtype=self.dtype))
+        return parts[0] if len(parts) == 1 else np.stack(parts, axis=1)
+
+    def _read_parquet(self, i0: int, i1: int) -> np.ndarray:
+        """Rows [i0, i1), read as record batches: ascending reads (the chunk loop's
+        order) pass over the file once; memory is one batch and one chunk."""
+        import pyarrow.parquet as pq
+
+        st = self._streams()
+        if st.stream is None or st.row > i0:
+            _close(st)
+            # no read-ahead: pyarrow's threads would decode every row group at once
+            st.zip = pq.ParquetFile(self.path, pre_buffer=False)
+            st.stream = st.zip.iter_batches(batch_size=max(1024, min(i1 - i0, 1 << 16)),
+                                            columns=self._cols, use_threads=False)
+            st.row, st.pending = 0, None
+        out = []
+        while st.row < i1:
+            if st.pending is not None:
+                a, st.pending = st.pending, None
+            else:
+                try:
+                    a = self._batch_array(next(st.stream))
+                except StopIteration:
+                    raise InputError(f"{self.label}: ends early at row {st.row}") from None
+            start, end = st.row, st.row + len(a)
+            if end <= i0:
+                st.row = end
+                continue
+            lo, hi = max(i0 - start, 0), min(i1 - start, len(a))
+            out.append(a[lo:hi])
+            if hi < len(a):
+                st.pending = a[hi:]
+            st.row = start + hi
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     def _check_dtype(self) -> None:
         if self.dtype.kind not in "biuf":
@@ -247,13 +306,13 @@ class ArrayReader:
 
     def read(self, i0: int, i1: int) -> np.ndarray:
         """A NumPy copy of rows [i0, i1)."""
-        if self.path.suffix.lower() == ".npz":
+        suffix = self.path.suffix.lower()
+        if suffix in (".npz", ".parquet"):
             try:
-                return self._read_npz(i0, i1)
+                return self._read_npz(i0, i1) if suffix == ".npz" else self._read_parquet(i0, i1)
             except InputError:
                 raise
-            except (OSError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError,
-                    zlib.error) as exc:
+            except Exception as exc:  # zlib, zipfile and pyarrow errors alike
                 raise InputError(f"{self.label}: read failed at rows {i0}..{i1} "
                                  f"({exc})") from None
         if self._whole is not None:
