@@ -623,3 +623,40 @@ def test_parquet_bad_files_give_one_line(tmp_path):
              tmp_path / "w.parquet"), "--weight", "finite and non-negative")
     (tmp_path / "junk.parquet").write_bytes(b"PAR1" + b"\0" * 50)
     _err(run("eval", tmp_path / "junk.parquet", tmp_path / "z.npy"), "not a valid Parquet")
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    """On a terminal (a pseudo-terminal here) a rich progress bar appears on stderr for
+    work longer than a second; stdout still carries only the report."""
+    pytest.importorskip("rich")
+    import pty
+    import select
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(2_000_000, 2)).astype(np.float32))
+    np.save(tmp_path / "z.npy", (rng.uniform(size=(2_000_000, 2)) > 0.5).astype(np.float32))
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="100", TERM="xterm")
+    proc = subprocess.Popen([sys.executable, "-m", "wce_xp", "eval", "x.npy", "z.npy",
+                             "--chunk-rows", "250", "--format", "json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    out = proc.stdout.read()
+    proc.wait(timeout=120)
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"evaluating" in seen, seen[-500:]
+    assert json.loads(out)["n_elements"] == 4_000_000
