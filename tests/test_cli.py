@@ -660,3 +660,15 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert proc.returncode == 0
     assert b"evaluating" in seen, seen[-500:]
     assert json.loads(out)["n_elements"] == 4_000_000
+
+
+def test_stdout_on_a_full_device_gives_one_line(files):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    d, *_ = files
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "wce_xp", *map(str, _eval_args(d)),
+                              "--per-class"], stdout=full, stderr=subprocess.PIPE, text=True,
+                             env=env, timeout=120)
+    _err(res, "cannot write the report")
