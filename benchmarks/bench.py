@@ -212,10 +212,29 @@ def dask_distributed(n: int, workers: int = 2) -> dict[str, Any]:
             "chunk_MiB": chunk * 4 / 2**20}
 
 
+def eval_measured(logits: str, labels: str) -> tuple[float, float, dict[str, Any]]:
+    """``wce-xp eval LOGITS LABELS --pos-weight Q --format json`` in a child process:
+    (peak resident MiB, wall seconds, the report). The child reports its own peak
+    (VmHWM): rusage of a child counts the parent's memory it was forked from, which is
+    not what the command itself needs."""
+    import subprocess
+
+    code = ("import sys, wce_xp.cli as c; rc = c.main(sys.argv[1:]); "
+            "print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
+            " file=sys.stderr); sys.exit(rc)")
+    cmd = [sys.executable, "-c", code, "eval", logits, labels, "--pos-weight", str(Q),
+           "--format", "json", "--quiet"]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    wall = time.perf_counter() - t0
+    rss = int(res.stderr.split("VmHWM")[1].split()[0]) / 1024
+    return rss, wall, json.loads(res.stdout)
+
+
 def cli_scale(n: int) -> dict[str, Any]:
     """``wce-xp eval`` on n x 1 float32 .npy files: peak RSS of the child process,
     throughput, and agreement with the in-memory library call."""
-    import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("WCE_BENCH_TMP")) as tmp:
@@ -230,19 +249,7 @@ def cli_scale(n: int) -> dict[str, Any]:
         x.flush()
         z.flush()
         del x, z
-        # The child reports its own peak (VmHWM): rusage of a child counts the parent's
-        # memory it was forked from, which is not what the command itself needs.
-        code = ("import sys, wce_xp.cli as c; rc = c.main(sys.argv[1:]); "
-                "print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
-                " file=sys.stderr); sys.exit(rc)")
-        cmd = [sys.executable, "-c", code, "eval", str(xs), str(zs), "--pos-weight", str(Q),
-               "--format", "json", "--quiet"]
-        t0 = time.perf_counter()
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                             env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
-        wall = time.perf_counter() - t0
-        rss = int(res.stderr.split("VmHWM")[1].split()[0]) / 1024
-        rep = json.loads(res.stdout)
+        rss, wall, rep = eval_measured(str(xs), str(zs))
         xm, zm = np.load(xs), np.load(zs)
         ref = float(wce_xp.weighted_cross_entropy_with_logits(zm, xm, Q, reduction="mean"))
     return {"n": n, "peak_rss_MiB": rss, "wall_s": wall, "elements_per_s": rep["elements_per_s"],

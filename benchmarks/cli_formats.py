@@ -10,35 +10,21 @@ Needs pyarrow. Writes about 3 GB of temporary files (WCE_BENCH_TMP picks the fol
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench import ROOT, machine, write_section
+from bench import eval_measured, machine, write_section
 
 import wce_xp
 
 Q = 2.0
-CODE = ("import sys, wce_xp.cli as c; rc = c.main(sys.argv[1:]); "
-        "print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
-        " file=sys.stderr); sys.exit(rc)")
 
 
 def _run(logits: str, labels: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-c", CODE, "eval", logits, labels, "--pos-weight", str(Q),
-           "--format", "json", "--quiet"]
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
-    wall = time.perf_counter() - t0
-    rss = int(res.stderr.split("VmHWM")[1].split()[0]) / 1024
-    rep = json.loads(res.stdout)
+    rss, wall, rep = eval_measured(logits, labels)
     return {"peak_rss_MiB": rss, "wall_s": wall, "loss": rep["loss"]}
 
 
