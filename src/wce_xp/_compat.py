@@ -43,9 +43,9 @@ __all__ = [
     "is_jax_array",
     "is_jax_namespace",
     "is_jax_tracer",
-    "is_lazy",
     "is_numpy_array",
     "is_numpy_namespace",
+    "is_tf_namespace",
     "is_tf_tensor",
     "is_torch_array",
     "is_torch_namespace",
@@ -76,20 +76,15 @@ def is_jax_tracer(x: object) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
-def is_lazy(*arrays: object) -> bool:
-    """True if reading any of ``arrays`` as a Python value would compute or fail.
-
-    Dask arrays compute their whole graph on ``bool()``; JAX tracers have no
-    values. Concrete JAX arrays are eager (array-api-compat's ``is_lazy_array``
-    calls every JAX array lazy, which would skip the value checks the user asked for).
-    """
-    return any(is_dask_array(a) or is_jax_tracer(a) for a in arrays)
+def is_tf_namespace(xp: object) -> bool:
+    """wce_xp's TensorFlow namespace (array-api-compat has none for TensorFlow)."""
+    return getattr(xp, "__name__", "") == "wce_xp._tf"
 
 
 def namespace_of_module(xp: Any) -> ModuleType:
     """The array-api-compat namespace for a user-given ``xp`` (a module or a namespace;
     ``tensorflow`` itself gives wce_xp's TensorFlow namespace)."""
-    if getattr(xp, "__name__", "") in ("tensorflow", "wce_xp._tf"):
+    if is_tf_namespace(xp) or getattr(xp, "__name__", "") == "tensorflow":
         from . import _tf
 
         return _tf
@@ -141,7 +136,7 @@ def backend_name(xp: ModuleType) -> str:
         return "dask"
     if is_array_api_strict_namespace(xp):
         return "array_api_strict"
-    if getattr(xp, "__name__", "") == "wce_xp._tf":
+    if is_tf_namespace(xp):
         return "tensorflow"
     return getattr(xp, "__name__", "unknown")
 

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ._compat import is_cupy_namespace, is_dask_namespace, is_numpy_namespace, is_torch_namespace
+from ._compat import (
+    is_cupy_namespace,
+    is_dask_namespace,
+    is_numpy_namespace,
+    is_tf_namespace,
+    is_torch_namespace,
+)
 from ._generic import _core
 
 Array = Any
@@ -76,15 +82,11 @@ def _native(
 
         if _dask.applies(z, x, *([] if isinstance(q, float) else [q])):
             return getattr(_dask, name)(z, x, q, **kw)
-    if _is_tf_namespace(xp):
+    if is_tf_namespace(xp):
         from ._native import _tf
 
         return getattr(_tf, name)(z, x, q, **kw)
     return None
-
-
-def _is_tf_namespace(xp: ModuleType) -> bool:
-    return getattr(xp, "__name__", "") == "wce_xp._tf"
 
 
 def elementwise_loss(
@@ -132,7 +134,7 @@ def reduced_loss(
     if is_torch_namespace(xp) and all_axes:
         return _torch_reduced(z, x, q, weight=weight, mask=mask, reduction=reduction, axes=axes,
                               nonneg=nonneg)
-    if _is_tf_namespace(xp):
+    if is_tf_namespace(xp):
         from ._native import _tf
 
         return _tf.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,

@@ -75,6 +75,7 @@ class ArrayReader:
         self.path, self.name = _split_spec(spec)
         self._whole: np.ndarray | None = None
         self._lock = threading.Lock()
+        self._local: Any = None  # per-thread streams of .npz and .parquet (_streams)
         label = f"{role} file '{spec}'"
         self.label = label
         if not self.path.exists():
@@ -154,7 +155,6 @@ class ArrayReader:
                              f"{info.file_size - self._offset:,} bytes")
         self.shape, self.dtype = tuple(shape), dtype
         self._fortran = fortran and len(shape) > 1
-        self._local: Any = None
 
     def _streams(self) -> Any:
         """This thread's open stream of the member: Dask's threaded scheduler reads
@@ -245,7 +245,6 @@ class ArrayReader:
         self._cols = cols
         self.dtype = np.result_type(*dtypes)
         self.shape = (rows,) if len(cols) == 1 else (rows, len(cols))
-        self._local = None
 
     def _batch_array(self, batch: Any) -> np.ndarray:
         parts = []

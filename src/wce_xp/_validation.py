@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _compat
+from . import _compat, _dispatch
 from ._compat import array_namespace, backend_name
 
 Array = Any
@@ -91,7 +91,6 @@ class Inputs:
     mask: Array | None
     out_dtype: Any
     acc_dtype: Any
-    lazy: bool
     native: bool
     nonneg: bool
 
@@ -108,17 +107,13 @@ class Context:
     on_device: bool
 
 
-def _user_namespace(xp: Any) -> tuple[ModuleType, str]:
-    ns = _compat.namespace_of_module(xp)
-    return ns, backend_name(ns)
-
-
 def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
     """The namespace, device and tracing state of one call's arguments."""
     libs = {k for k in kinds.values() if k not in (SCALAR, OTHER)}
     arrays = [named[n] for n, k in kinds.items() if k not in (SCALAR, OTHER)]
     if xp is not None:
-        ns, lib = _user_namespace(xp)
+        ns = _compat.namespace_of_module(xp)
+        lib = backend_name(ns)
         arrays = [a for a in arrays if kind_of(a) == lib]
     elif len(libs) > 1:
         seen: dict[str, str] = {}
@@ -163,6 +158,8 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
         on_device = True
     if not traced:
         ns = _compat.ready(ns)
+    # generic_only() (tests, benchmarks) switches every native path off, checks included
+    native = native and not _dispatch._FORCE_GENERIC
     return Context(xp=ns, lib=lib, device=dev, traced=traced, native=native,
                    on_device=on_device)
 
@@ -254,7 +251,7 @@ def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> st
 
 def check_validate(validate: Any) -> bool | str:
     if validate is True or validate is False or validate == "always":
-        return bool(validate) if validate != "always" else "always"
+        return validate  # type: ignore[no-any-return]
     raise ValueError(f"validate: expected True, False or 'always', got {validate!r}")
 
 
@@ -396,16 +393,10 @@ def prepare(
         if w is not None and not (weight is not None and kinds["weight"] == SCALAR):
             checks.append(("weight", "values must be finite and non-negative "
                            "(found negative, infinite or NaN values)", w, 0.0, math.inf))
-        check_values(ns, ctx.lib, checks, native=ctx.native and not _dispatch_off())
+        check_values(ns, ctx.lib, checks, native=ctx.native)
     return Inputs(xp=ns, lib=ctx.lib, z=z, x=x, q=q, weight=w, mask=m, out_dtype=out_dtype,
-                  acc_dtype=accumulation_dtype(ctx, compute), lazy=ctx.traced,
-                  native=ctx.native, nonneg=may_read)
-
-
-def _dispatch_off() -> bool:
-    from . import _dispatch
-
-    return _dispatch._FORCE_GENERIC
+                  acc_dtype=accumulation_dtype(ctx, compute), native=ctx.native,
+                  nonneg=may_read)
 
 
 def finish(inp: Inputs, out: Array) -> Array:
@@ -442,18 +433,29 @@ def check_values(
     comparison, so it is refused too. Empty arrays pass.
     """
     if lib == "numpy":
-        for name, msg, a, lo, hi in checks:
-            if a.size and not _np_in_range(a, lo, hi):
-                raise ValueError(f"{name}: {msg}")
-        return
-    if lib == "tensorflow" and native:
+        flags = [not a.size or bool(bounds_hold(np.min(a), np.max(a), lo, hi))
+                 for _, _, a, lo, hi in checks]
+    elif lib == "tensorflow" and native:
         from ._native import _tf as native_tf
 
         flags = native_tf.in_range([c[2] for c in checks], [(c[3], c[4]) for c in checks])
-        for ok, (name, msg, *_) in zip(flags, checks, strict=True):
-            if not ok:
-                raise ValueError(f"{name}: {msg}")
-        return
+    else:
+        flags = _read_verdicts(xp, lib, checks)
+    for ok, (name, msg, *_) in zip(flags, checks, strict=True):
+        if not ok:
+            raise ValueError(f"{name}: {msg}")
+
+
+def bounds_hold(mn: Any, mx: Any, lo: float, hi: float) -> Any:
+    """``lo ≤ mn`` and ``mx ≤ hi`` (``mx < hi`` when ``hi`` is inf: finite values only),
+    elementwise on any backend's scalars or 0-d arrays; NaN fails both."""
+    return (mn >= lo) & ((mx < hi) if hi == math.inf else (mx <= hi))
+
+
+def _read_verdicts(
+    xp: ModuleType, lib: str, checks: list[tuple[str, str, Array, float, float]]
+) -> list[bool]:
+    """Every check's verdict on the device, then one read of them all."""
     verdicts = []
     for _, _, a, lo, hi in checks:
         if lib == "torch":
@@ -468,22 +470,12 @@ def check_values(
                 verdicts.append(xp.asarray(True))
                 continue
             mn, mx = xp.min(a), xp.max(a)
-        verdicts.append((mn >= lo) & ((mx <= hi) if hi != math.inf else (mx < hi)))
-    if not verdicts:
-        return
+        verdicts.append(bounds_hold(mn, mx, lo, hi))
     if lib == "torch":
         import torch
 
-        flags = torch.stack(verdicts).tolist()  # the one read
-    else:
-        flags = [True] * len(verdicts)
-        if not bool(xp.all(xp.stack(verdicts))):  # the one read on success
-            flags = [bool(v) for v in verdicts]
-    for ok, (name, msg, *_) in zip(flags, checks, strict=True):
-        if not ok:
-            raise ValueError(f"{name}: {msg}")
-
-
-def _np_in_range(a: Array, lo: float, hi: float) -> bool:
-    mn, mx = np.min(a), np.max(a)
-    return bool(mn >= lo) and bool(mx <= hi if hi != math.inf else mx < hi)
+        flags: list[bool] = torch.stack(verdicts).tolist()  # the one read
+        return flags
+    if bool(xp.all(xp.stack(verdicts))):  # the one read on success
+        return [True] * len(verdicts)
+    return [bool(v) for v in verdicts]

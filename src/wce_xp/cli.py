@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
@@ -580,6 +581,25 @@ class _Terminated(BaseException):
     """SIGTERM, raised where the process is, so that cleanup runs."""
 
 
+class _StdoutClosed(Exception):
+    """The reader of stdout went away."""
+
+
+def _emit(text: str) -> None:
+    """The report on stdout. A closed pipe (``wce-xp eval ... | head``) ends quietly, as
+    Unix tools do; any other write error (a full device) is one line and exit 2."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        # nothing more reaches the broken stdout, not even at interpreter exit
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if isinstance(exc, BrokenPipeError):
+            raise _StdoutClosed from None
+        raise InputError(f"cannot write the report ({exc.strerror or exc})") from None
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Terminated
 
@@ -595,14 +615,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command == "demo":
-            return demo()
+            buf = io.StringIO()
+            rc = demo(buf)
+            _emit(buf.getvalue())
+            return rc
         check_output(args)
         report = evaluate(args)
         text = to_json(report) if args.format == "json" else format_table(report, args)
         if args.output:
             write_report(args.output, text)
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _emit(text)
     except InputError as exc:
         print(f"wce-xp: error: {exc}", file=sys.stderr)
         return 2
@@ -612,17 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         print("wce-xp: terminated", file=sys.stderr)
         return 143
-    except BrokenPipeError:
-        # the reader went away (wce-xp eval ... | head): end quietly, as Unix tools do
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except _StdoutClosed:
         return 141
-    except OSError as exc:
-        print(f"wce-xp: error: cannot write the report ({exc.strerror or exc})",
-              file=sys.stderr)
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 2
     except Exception as exc:  # a case not foreseen above: still one line, still exit 2
         if os.environ.get("WCE_XP_DEBUG"):
             raise

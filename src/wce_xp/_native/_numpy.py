@@ -176,9 +176,18 @@ def _flatten_if_possible(
     return x, z, q, w, m
 
 
+def _as_1d(v: Any) -> Any:
+    """0-d operands as 1-element views (the chunk loop indexes rows)."""
+    return v if v is None or isinstance(v, float) else v.reshape(1)
+
+
 def _map_chunks(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int) -> list[Array]:
     """Run a chunk kernel over ``x`` (same shape ``z``, broadcastable ``q``) into
     ``n_out`` new arrays of the logits' shape and dtype."""
+    z, x = np.asarray(z), np.asarray(x)  # NumPy's 0-d arithmetic gives scalars
+    if x.ndim == 0:  # the chunk loop indexes rows: one row of one element
+        return [o.reshape(()) for o in
+                _map_chunks(kernel, _as_1d(z), _as_1d(x), _as_1d(q), n_out)]
     outs = [np.empty(x.shape, x.dtype) for _ in range(n_out)]
     if x.size == 0:
         return outs
@@ -193,17 +202,9 @@ def _map_chunks(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int) -
     return outs
 
 
-def _as_1d(v: Any) -> Any:
-    """0-d operands as 1-element views (the chunk loop indexes rows)."""
-    return v if v is None or isinstance(v, float) else v.reshape(1)
-
-
 def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array:
     """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype).
     ``nonneg``: ``q·z`` and ``1 - z`` are known to be ≥ 0 (a shorter formula)."""
-    z, x = np.asarray(z), np.asarray(x)  # NumPy's 0-d arithmetic gives scalars
-    if x.ndim == 0:
-        return weighted_loss(_as_1d(z), _as_1d(x), _as_1d(q), nonneg=nonneg).reshape(())
     return _map_chunks(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1)[0]
 
 
@@ -281,9 +282,5 @@ def reduced_loss(
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
     """Chunked gradient and Hessian (the generic formulas, in place on buffers; any
     sign of the coefficients)."""
-    z, x = np.asarray(z), np.asarray(x)
-    if x.ndim == 0:
-        g, h = grad_hess(_as_1d(z), _as_1d(x), _as_1d(q))
-        return g.reshape(()), h.reshape(())
     g, h = _map_chunks(_chunk_grad_hess, z, x, q, 2)
     return g, h
