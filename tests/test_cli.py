@@ -672,3 +672,106 @@ def test_stdout_on_a_full_device_gives_one_line(files):
                               "--per-class"], stdout=full, stderr=subprocess.PIPE, text=True,
                              env=env, timeout=120)
     _err(res, "cannot write the report")
+
+
+# --- signals at every stage: start-up (imports), cluster start-up, shutdown ---------------
+
+_SIGNAL_AT_IMPORT = """
+import importlib.abc, os, signal, sys
+sig, target = getattr(signal, sys.argv[1]), sys.argv[2]
+class Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target_=None):
+        if name == target:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), sig)  # acted on at the import's next bytecode
+        return None
+sys.meta_path.insert(0, Hook())
+from wce_xp._launch import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _run_script(script, *args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def _ended_by(res, sig):
+    code, word = (130, "interrupted") if sig == "SIGINT" else (143, "terminated")
+    assert res.returncode == code, (res.returncode, res.stderr)
+    assert res.stderr == f"wce-xp: {word}\n", res.stderr
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("target", [
+    "numpy._core._multiarray_umath",  # NumPy turns an interrupt there into an ImportError
+    "argparse", "wce_xp._loss", "wce_xp._io"])
+def test_signal_while_the_command_line_loads(files, sig, target):
+    d, *_ = files
+    # the hook must see the import: the child starts with none of these loaded
+    res = _run_script(_SIGNAL_AT_IMPORT, sig, target, *_eval_args(d))
+    _ended_by(res, sig)
+
+
+def test_the_entry_point_loads_nothing_heavy():
+    script = ("import sys; import wce_xp, wce_xp._launch; "
+              "print(sorted(m for m in ('numpy', 'typing', 'wce_xp._loss', 'wce_xp.cli') "
+              "if m in sys.modules))")
+    res = _run_script(script)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+    # and the lazy names resolve to the real functions
+    from wce_xp import _loss
+
+    assert wce_xp.weighted_cross_entropy_with_logits is _loss.weighted_cross_entropy_with_logits
+    assert "sigmoid_focal_loss" in dir(wce_xp)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        wce_xp.no_such_name  # noqa: B018
+
+
+_SIGNAL_IN_CLUSTER_START = """
+import os, signal, sys, threading
+import distributed
+sig = getattr(signal, sys.argv[1])
+init = distributed.LocalCluster.__init__
+def slow_start(self, *args, **kwargs):
+    # the signal comes while the workers are being started
+    threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
+    init(self, *args, **kwargs)
+distributed.LocalCluster.__init__ = slow_start
+from wce_xp._launch import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_while_the_local_cluster_starts(files, sig):
+    pytest.importorskip("dask.distributed")
+    d, *_ = files
+    res = _run_script(_SIGNAL_IN_CLUSTER_START, sig, *_eval_args(d), "--backend", "dask",
+                      "--scheduler", "local")
+    _ended_by(res, sig)
+
+
+_SIGNAL_AT_SHUTDOWN = """
+import atexit, os, signal, sys, time
+sig = getattr(signal, sys.argv[1])
+def late():
+    os.kill(os.getpid(), sig)
+    time.sleep(0.5)  # the signal arrives while exit handlers run
+    print("exit handlers went on", file=sys.stderr)
+atexit.register(late)
+from wce_xp._launch import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_during_shutdown_ends_quietly_after_the_report(files, sig):
+    d, *_ = files
+    res = _run_script(_SIGNAL_AT_SHUTDOWN, sig, *_eval_args(d))
+    assert res.returncode == (130 if sig == "SIGINT" else 143), res.stderr
+    assert res.stderr == ""
+    assert res.stdout.startswith("wce-xp eval")  # the report was complete before

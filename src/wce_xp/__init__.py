@@ -1,20 +1,31 @@
 """wce_xp: weighted sigmoid cross-entropy for every array library.
 
 One implementation written against the Python array API standard; it runs on
-NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict and returns results in the
-inputs' library, dtype and device.
+NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict and TensorFlow and returns
+results in the inputs' library, dtype and device.
+
+The public names are loaded on first use (PEP 562), so that ``import wce_xp`` and
+the ``wce-xp`` command's start-up cost almost nothing until a function is needed.
 """
 
-from . import boosting
-from ._grad import pos_weight_from_labels, weighted_cross_entropy_grad_hess
-from ._loss import (
-    binary_cross_entropy_with_logits,
-    sigmoid_cross_entropy_with_logits,
-    sigmoid_focal_loss,
-    weighted_cross_entropy_with_logits,
-)
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs ~10 ms of start-up
 
 __version__ = "0.1.0"
+
+# public name -> the submodule that defines it ("" for a submodule itself)
+_LAZY = {
+    "binary_cross_entropy_with_logits": "._loss",
+    "sigmoid_cross_entropy_with_logits": "._loss",
+    "sigmoid_focal_loss": "._loss",
+    "weighted_cross_entropy_with_logits": "._loss",
+    "pos_weight_from_labels": "._grad",
+    "weighted_cross_entropy_grad_hess": "._grad",
+    "boosting": "",
+}
 
 __all__ = [
     "__version__",
@@ -26,3 +37,29 @@ __all__ = [
     "weighted_cross_entropy_grad_hess",
     "weighted_cross_entropy_with_logits",
 ]
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from . import boosting
+    from ._grad import pos_weight_from_labels, weighted_cross_entropy_grad_hess
+    from ._loss import (
+        binary_cross_entropy_with_logits,
+        sigmoid_cross_entropy_with_logits,
+        sigmoid_focal_loss,
+        weighted_cross_entropy_with_logits,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'wce_xp' has no attribute {name!r}")
+    module = importlib.import_module(where or f".{name}", __name__)
+    value = module if not where else getattr(module, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,5 +1,5 @@
 """``python -m wce_xp`` is the ``wce-xp`` command."""
 
-from .cli import main
+from ._launch import main
 
 raise SystemExit(main())

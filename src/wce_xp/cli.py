@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import signal
@@ -13,7 +14,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +23,7 @@ import numpy as np
 from . import _backends
 from ._compat import namespace_of_module
 from ._io import ArrayReader, InputError, parse_pos_weight
+from ._launch import Terminated, on_sigterm
 from ._loss import weighted_cross_entropy_with_logits
 
 TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
@@ -298,15 +300,27 @@ def _run_dask(inputs: dict[str, Any], chunks: list[tuple[int, int]], q: Any,
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
-    try:
-        if args.scheduler == "local":
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)
-            client = Client(cluster)
-        else:
-            client = Client(args.scheduler, timeout=10)
-    except Exception as exc:
-        raise InputError(f"--scheduler: cannot connect to '{args.scheduler}' ({exc})") from None
+    # a cluster interrupted half-built cannot be closed (its exit handler then prints a
+    # traceback): signals wait until it is up, then act
+    with _signals_deferred() as pending:
+        try:
+            if args.scheduler == "local":
+                cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       silence_logs=logging.CRITICAL)
+                client = Client(cluster)
+            else:
+                client = Client(args.scheduler, timeout=10)
+        except Exception as exc:
+            if cluster is not None:
+                cluster.close()
+            raise InputError(
+                f"--scheduler: cannot connect to '{args.scheduler}' ({exc})") from None
+    if pending:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise KeyboardInterrupt if pending[0] == signal.SIGINT else Terminated
     try:
         futures = client.compute(tasks)
         index = {f.key: i for i, f in enumerate(futures)}
@@ -320,6 +334,24 @@ def _run_dask(inputs: dict[str, Any], chunks: list[tuple[int, int]], q: Any,
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM are noted, not acted on, inside the block; the caller acts on
+    the list (the signals that came) after it."""
+    pending: list[int] = []
+    try:
+        old = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
+               for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not in the main thread: nothing to defer
+        yield pending
+        return
+    try:
+        yield pending
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def _raise_on_bad_values(inputs: dict[str, Any], results: list[dict[str, Any]]) -> None:
@@ -577,10 +609,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised where the process is, so that cleanup runs."""
-
-
 class _StdoutClosed(Exception):
     """The reader of stdout went away."""
 
@@ -600,19 +628,16 @@ def _emit(text: str) -> None:
         raise InputError(f"cannot write the report ({exc.strerror or exc})") from None
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if not argv:
-        parser.print_help(sys.stderr)
-        return 2
     with contextlib.suppress(ValueError):  # not in the main thread: leave it
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, on_sigterm)
     try:
+        parser = build_parser()
+        if not argv:
+            parser.print_help(sys.stderr)
+            return 2
         args = parser.parse_args(argv)
         if args.command == "demo":
             buf = io.StringIO()
@@ -631,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wce-xp: interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
+    except Terminated:
         print("wce-xp: terminated", file=sys.stderr)
         return 143
     except _StdoutClosed:
