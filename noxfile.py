@@ -13,7 +13,7 @@ import nox
 
 nox.options.sessions = [
     "lint", "numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "keras",
-    "boosting",
+    "boosting", "docs",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -45,7 +45,8 @@ def _pytest(session: nox.Session, backend: str, *extra: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("-e", ".", "ruff", "mypy")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py", "conftest.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "docs", "noxfile.py",
+                "conftest.py")
     session.run("mypy")
 
 
@@ -103,6 +104,19 @@ def keras(session: nox.Session) -> None:
 def boosting(session: nox.Session) -> None:
     session.install("-e", ".[test,xgboost,lightgbm]")
     session.run("pytest", "tests/test_boosting.py", "--backend", "numpy", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (Sphinx, numpydoc, MyST), built with warnings as errors,
+    then every example in it executed: the docstrings' and the migration page's, which
+    runs the peers (TensorFlow, PyTorch, Keras on JAX, optax, XGBoost, LightGBM)."""
+    _install_torch_cpu(session)
+    session.install("-e", ".[docs,jax,keras,tensorflow,xgboost,lightgbm]", "optax")
+    session.env.update(KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    for builder in ("html", "doctest"):
+        session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", builder, "docs",
+                    f"docs/_build/{builder}")
 
 
 @nox.session(default=False)

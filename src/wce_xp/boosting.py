@@ -3,15 +3,15 @@
 Each objective is one callable that serves both the native training API and the
 scikit-learn wrapper of its library; the two call it differently:
 
-============================  =====================================================
-caller                        call
-============================  =====================================================
-``xgboost.train(obj=f)``      ``f(predt, dtrain)``
-``XGBClassifier(objective=f)``  ``f(y_true, y_pred, sample_weight=w)``
-``lightgbm.train`` (4.x,      ``f(preds, train_data)``
+================================  ======================================
+caller                            call
+================================  ======================================
+``xgboost.train(obj=f)``          ``f(predt, dtrain)``
+``XGBClassifier(objective=f)``    ``f(y_true, y_pred, sample_weight=w)``
+``lightgbm.train`` (4.x,          ``f(preds, train_data)``
 ``params["objective"]=f``)
-``LGBMClassifier(objective=f)``  ``f(y_true, y_pred, weight)``
-============================  =====================================================
+``LGBMClassifier(objective=f)``   ``f(y_true, y_pred, weight)``
+================================  ======================================
 
 The objective tells them apart by the second argument: a ``DMatrix``/``Dataset``
 (anything with ``get_label``) means the native API. Predictions are raw margins;
