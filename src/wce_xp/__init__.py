@@ -25,13 +25,17 @@ _LAZY = {
     "pos_weight_from_labels": "._grad",
     "weighted_cross_entropy_grad_hess": "._grad",
     "boosting": "",
+    "get_num_threads": "._native._numpy",
+    "set_num_threads": "._native._numpy",
 }
 
 __all__ = [
     "__version__",
     "binary_cross_entropy_with_logits",
     "boosting",
+    "get_num_threads",
     "pos_weight_from_labels",
+    "set_num_threads",
     "sigmoid_cross_entropy_with_logits",
     "sigmoid_focal_loss",
     "weighted_cross_entropy_grad_hess",
@@ -49,11 +53,17 @@ if TYPE_CHECKING:
         sigmoid_focal_loss,
         weighted_cross_entropy_with_logits,
     )
+    from ._native._numpy import get_num_threads, set_num_threads
 
 
 def __getattr__(name: str) -> Any:
     where = _LAZY.get(name)
     if where is None:
+        try:  # a submodule (wce_xp.keras, wce_xp.cli, ...), as eager imports used to give
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
         raise AttributeError(f"module 'wce_xp' has no attribute {name!r}")
     module = importlib.import_module(where or f".{name}", __name__)
     value = module if not where else getattr(module, name)

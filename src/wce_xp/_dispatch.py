@@ -121,11 +121,7 @@ def reduced_loss(
     if _FORCE_GENERIC or reduction == "none":
         return None
     all_axes = axes == tuple(range(x.ndim))
-    if is_numpy_namespace(xp) and all_axes and _numpy_ok(z, x, q, weight, mask):
-        from ._native import _numpy
-
-        return _numpy.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,
-                                   nonneg=nonneg)
+    # NumPy's reductions run in the chunked engine (_numpy.loss), called by _loss
     if is_cupy_namespace(xp):
         from ._native import _cupy
 
@@ -150,22 +146,16 @@ def _torch_reduced(
 
     from ._native import _torch
 
+    kind = _torch._kernel_backend(x)
+    if kind == "numpy":
+        return _torch.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,
+                                   nonneg=nonneg)
     tensors = [t for t in (z, x, q, weight, mask) if isinstance(t, torch.Tensor)]
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None  # autograd needs the elementwise graph
-    kind = _torch._kernel_backend(x)
     if kind is None or any(type(t) is not torch.Tensor or t.device != x.device
                            for t in tensors):
         return None
-    if kind == "numpy":
-        from ._native import _numpy
-
-        def np_(t: Any) -> Any:
-            return t if t is None or isinstance(t, float) else t.detach().numpy()
-
-        res = _numpy.reduced_loss(np_(z), np_(x), np_(q), weight=np_(weight), mask=np_(mask),
-                                  reduction=reduction, nonneg=nonneg)
-        return torch.from_numpy(np.asarray(res))
     import cupy
 
     from ._native import _cupy

@@ -8,12 +8,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _dispatch
+import numpy as np
+
+from . import _dispatch, _express
 from ._generic import _core
-from ._validation import Inputs, as_float, check_reduction, finish, prepare
+from ._validation import REDUCTIONS, Inputs, as_float, check_reduction, finish, prepare
 
 Array = Any
 Axis = int | tuple[int, ...] | None
+
+def _try_express(labels: Any, logits: Any, pos_weight: Any, validate: Any, reduction: Any,
+                 *options: Any) -> Any:
+    """The express lane (:mod:`wce_xp._express`) for calls without options, or None."""
+    if any(o is not None for o in options):
+        return None
+    t = type(logits)
+    if t is np.ndarray:
+        if type(labels) is np.ndarray and reduction in REDUCTIONS:
+            return _express.numpy_call(labels, logits, pos_weight, validate, reduction)
+    elif t.__module__ == "torch" and reduction in REDUCTIONS:
+        return _express.torch_call(labels, logits, pos_weight, validate, reduction)
+    return None
+
 
 def _resolve_labels(labels: Any, targets: Any) -> Any:
     if labels is not None and targets is not None:
@@ -36,6 +52,12 @@ def _family(
     if reduction == "none" and axis is not None:
         raise ValueError("axis: only meaningful with a reduction (reduction='none' was given)")
     axes = _core.normalize_axis(axis, x.ndim) if reduction != "none" else ()
+    if inp.deferred:  # NumPy: every option and reduction chunk by chunk, on every core
+        from ._native import _numpy
+
+        out = _numpy.loss(z, x, inp.q, weight=inp.weight, mask=mask, smoothing=label_smoothing,
+                          focal=focal, reduction=reduction, axes=axes, nonneg=inp.nonneg)
+        return finish(inp, out)
     if label_smoothing:
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if focal is None and inp.native:
@@ -169,13 +191,18 @@ def weighted_cross_entropy_with_logits(
     >>> out[0]
     array([1.2887933, 0.974077 , 1.241154 ], dtype=float32)
     """
+    if pos_weight is not None and not label_smoothing:
+        out = _try_express(labels, logits, pos_weight, validate, reduction, targets, weight, mask,
+                       axis, xp)
+        if out is not None:
+            return out
     labels = _resolve_labels(labels, targets)
     if pos_weight is None:
         raise TypeError("pos_weight: required (use sigmoid_cross_entropy_with_logits for q = 1)")
     reduction = check_reduction(reduction)
     s = as_float("label_smoothing", label_smoothing, hi=1.0)
     inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
-                  mask=mask, xp=xp, validate=validate)
+                  mask=mask, xp=xp, validate=validate, chunked=True)
     return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
 
 
@@ -209,11 +236,16 @@ def sigmoid_cross_entropy_with_logits(
     ...     labels=np.array([1.0, 0.0]), logits=np.array([0.0, -800.0]))
     array([0.69314718, 0.        ])
     """
+    if not label_smoothing:
+        out = _try_express(labels, logits, None, validate, reduction, targets, weight, mask, axis,
+                       xp)
+        if out is not None:
+            return out
     labels = _resolve_labels(labels, targets)
     reduction = check_reduction(reduction)
     s = as_float("label_smoothing", label_smoothing, hi=1.0)
     inp = prepare(labels=labels, logits=logits, weight=weight, mask=mask, xp=xp,
-                  validate=validate)
+                  validate=validate, chunked=True)
     return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
 
 
@@ -272,9 +304,13 @@ def binary_cross_entropy_with_logits(
     >>> float(wce_xp.binary_cross_entropy_with_logits(x, z, pos_weight=np.array([2.0, 1.0])))
     1.02037...
     """
+    if reduction != "weighted_mean":
+        out = _try_express(target, input, pos_weight, validate, reduction, weight, xp)
+        if out is not None:
+            return out
     reduction = check_reduction(reduction, ("none", "mean", "sum"))
     inp = prepare(labels=target, logits=input, pos_weight=pos_weight, weight=weight, xp=xp,
-                  validate=validate, labels_name="target", logits_name="input")
+                  validate=validate, labels_name="target", logits_name="input", chunked=True)
     return _family(inp, label_smoothing=0.0, reduction=reduction, axis=None)
 
 
@@ -334,7 +370,7 @@ def sigmoid_focal_loss(
     a = None if alpha is None else as_float("alpha", alpha, hi=1.0)
     s = as_float("label_smoothing", label_smoothing, hi=1.0)
     inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
-                  mask=mask, xp=xp, validate=validate)
+                  mask=mask, xp=xp, validate=validate, chunked=True)
     if g == 0.0 and a is None:
         return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
     return _family(inp, label_smoothing=s, reduction=reduction, axis=axis, focal=(g, a))

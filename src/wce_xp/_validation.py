@@ -80,6 +80,9 @@ class Inputs:
     device, in the compute dtype; masked elements of ``z`` and ``x`` are already 0.
     ``nonneg`` is True when ``q·z`` and ``1 - z`` are known to be non-negative (their
     values were checked), which lets native kernels take a shorter formula.
+    ``deferred``: NumPy inputs for the chunked engine; ``z`` keeps its dtype (bool,
+    integer or another float) and the mask is not applied yet (the engine does both
+    per chunk).
     """
 
     xp: ModuleType
@@ -93,6 +96,7 @@ class Inputs:
     acc_dtype: Any
     native: bool
     nonneg: bool
+    deferred: bool = False
 
 
 @dataclass
@@ -299,12 +303,17 @@ def prepare(
     validate: bool | str = True,
     labels_name: str = "labels",
     logits_name: str = "logits",
+    chunked: bool = False,
 ) -> Inputs:
     """Convert and check the arguments of every loss function.
 
     Python scalars stay Python floats (every backend combines them with arrays
     without a copy or a device transfer); lists and NumPy scalars go into the
     namespace, device and floating dtype of the array arguments.
+
+    ``chunked``: the caller runs NumPy inputs through the chunked NumPy engine, which
+    casts labels and applies the mask chunk by chunk; then neither is done here on
+    NumPy's native path (no full-size copy), and ``Inputs.deferred`` says so.
     """
     if labels is None:
         raise TypeError(f"{labels_name}: required")
@@ -359,7 +368,9 @@ def prepare(
         raise ValueError(
             f"{labels_name} and {logits_name} must have the same shape, got {zshape} and {shape}"
         )
-    z = ns.astype(z, compute, copy=False)
+    deferred = chunked and ctx.native and ctx.lib == "numpy"
+    if not deferred:
+        z = ns.astype(z, compute, copy=False)
 
     q: Array | float = 1.0
     if pos_weight is not None:
@@ -378,15 +389,24 @@ def prepare(
         if m.dtype != ns.bool:
             raise TypeError(f"mask: expected a boolean array (True = keep), got dtype {m.dtype}")
         _check_broadcast("mask", tuple(m.shape), shape)
-        # Masked entries may hold NaN or inf (missing labels): replace them by 0 before
-        # any arithmetic or check, so that they reach neither the value nor the gradient.
-        z = ns.where(m, z, 0.0)
-        x = ns.where(m, x, 0.0)
+        if not deferred:
+            # Masked entries may hold NaN or inf (missing labels): replace them by 0
+            # before any arithmetic or check, so that they reach neither the value nor
+            # the gradient.
+            z = ns.where(m, z, 0.0)
+            x = ns.where(m, x, 0.0)
 
     may_read = bool(validate) and not ctx.traced and (not ctx.on_device or validate == "always")
     if may_read:
-        checks = [(labels_name, "values must lie in [0, 1] (found values outside, or NaN)",
-                   z, 0.0, 1.0)]
+        label_msg = "values must lie in [0, 1] (found values outside, or NaN)"
+        checks = []
+        if deferred and m is not None:
+            from ._native import _numpy as native_numpy
+
+            if not native_numpy.check_masked_labels(z, m):
+                raise ValueError(f"{labels_name}: {label_msg}")
+        elif z.dtype != np.bool_:  # bool labels always lie in [0, 1]
+            checks.append((labels_name, label_msg, z, 0.0, 1.0))
         if not isinstance(q, float):
             checks.append(("pos_weight", "values must be finite and non-negative "
                            "(found negative, infinite or NaN values)", q, 0.0, math.inf))
@@ -396,7 +416,7 @@ def prepare(
         check_values(ns, ctx.lib, checks, native=ctx.native)
     return Inputs(xp=ns, lib=ctx.lib, z=z, x=x, q=q, weight=w, mask=m, out_dtype=out_dtype,
                   acc_dtype=accumulation_dtype(ctx, compute), native=ctx.native,
-                  nonneg=may_read)
+                  nonneg=may_read, deferred=deferred)
 
 
 def finish(inp: Inputs, out: Array) -> Array:

@@ -43,11 +43,11 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False)
 
 def weighted_loss_block(z: Array, x: Array, q: Any, nonneg: bool) -> Array:
     """One block through the NumPy kernel (a named function: the graph layer's name)."""
-    return _numpy.weighted_loss(z, x, q, nonneg=nonneg)
+    return _numpy.weighted_loss(z, x, q, nonneg=nonneg, threads=1)  # Dask runs the blocks
 
 
 def _gh_block(z: Array, x: Array, q: Any) -> Array:
-    g, h = _numpy.grad_hess(z, x, q)
+    g, h = _numpy.grad_hess(z, x, q, threads=1)
     return np.stack([g, h])
 
 

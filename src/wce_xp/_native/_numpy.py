@@ -1,64 +1,206 @@
-"""NumPy fast path: the same formula as the generic code, evaluated in cache-sized chunks.
+"""NumPy fast path: the generic formula, evaluated in cache-sized chunks on every core.
 
 Why it exists: the generic code makes about twenty passes over full-size temporaries,
 so a 1e7-element call moves gigabytes through memory and allocates hundreds of MB.
 Here each chunk of rows (about ``CHUNK`` elements) goes through in-place ufuncs on
-preallocated buffers that stay in the L2 cache, and reductions accumulate chunk sums
-in float64 without ever materializing the elementwise loss. Measured in
-BENCHMARKS.md; tested against the generic path in tests/test_native.py.
+per-thread buffers that stay in the L2 cache, and reductions accumulate chunk sums
+in float64 without ever materializing the elementwise loss. Every option is applied
+per chunk too (label casts, masks, label smoothing, weights, the focal factor, any
+``axis``), so memory beyond the inputs and the result stays a few chunks per thread.
+Chunks run on a pool of threads (ufuncs release the GIL); the chunking does not depend
+on the number of threads, and chunk sums are added in chunk order, so results are
+identical for every thread count. Measured in BENCHMARKS.md; tested against the
+generic path in tests/test_native.py.
 
 The arithmetic is the generic one: ``L = c·|x| + l·log1p(exp(-|x|))`` with
 ``c = q·z`` for ``x < 0`` and ``1 - z`` otherwise, ``l = q·z + 1 - z``; ``c·|x|`` is
 formed only where ``c != 0`` (0·inf is the limit 0). The generic code's selection of
-``|x|`` as ``x`` or ``-x`` exists only for autograd; the values are identical.
+``|x|`` as ``x`` or ``-x`` exists only for autograd; the values are identical. The
+focal factor, masks and weights use the generic code itself, on chunk-sized arrays.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 Array = Any
 
-# Elements per chunk: seven buffers of this size stay well inside a 1-2 MiB L2 cache.
+# Elements per chunk: the buffers of one thread stay well inside a 1-2 MiB L2 cache.
 CHUNK = 1 << 15
+
+# 0·inf (an infinite logit with a zero coefficient) and exp overflow are intended and
+# resolved in the kernels; NumPy would warn about them.
+_QUIET = {"invalid": "ignore", "over": "ignore"}
+
+# --- threads ------------------------------------------------------------------------
+
+_ENV = "WCE_XP_NUM_THREADS"
+_threads: int | None = None  # None: from the environment variable, else every core
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _default_threads() -> int:
+    """``WCE_XP_NUM_THREADS`` (a positive integer, or ``all`` for every core this process
+    may run on), else 1: on the 2-core machine of BENCHMARKS.md two threads measured no
+    faster than one (each ufunc call hands the GIL over; see the thread table there)."""
+    env = os.environ.get(_ENV, "").strip().lower()
+    if not env:
+        return 1
+    if env == "all":
+        return cores()
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{_ENV}: expected a positive integer or 'all', got {env!r}")
+    return n
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """Threads that the NumPy engine runs on (PyTorch CPU tensors: at most
+    ``torch.get_num_threads()``)."""
+    return _threads if _threads is not None else _default_threads()
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the NumPy engine's threads; ``None`` restores the default
+    (``WCE_XP_NUM_THREADS``, else 1)."""
+    global _threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"n: expected a positive integer or None, got {n!r}")
+    _threads = n
+
+
+def _reset_after_fork() -> None:  # a pool's threads do not survive fork()
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            old = _pool
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="wce_xp")
+            _pool_size = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def _run_group(task: Callable[[int, int], Any], group: Sequence[tuple[int, int]]) -> list[Any]:
+    with np.errstate(**_QUIET):  # type: ignore[arg-type]  # error state is per thread
+        return [task(i0, i1) for i0, i1 in group]
+
+
+def _for_chunks(task: Callable[[int, int], Any], chunks: list[tuple[int, int]],
+                threads: int) -> list[Any]:
+    """``task(i0, i1)`` for every chunk, on up to ``threads`` threads; results in chunk
+    order. Chunks go to threads in contiguous groups, a few per thread."""
+    if threads <= 1 or len(chunks) < 2:
+        return _run_group(task, chunks)
+    k = min(len(chunks), 4 * threads)
+    step = -(-len(chunks) // k)
+    groups = [chunks[i:i + step] for i in range(0, len(chunks), step)]
+    # the calling thread is one of the threads: it takes the first group
+    pool = _executor(threads - 1)
+    futures = [pool.submit(_run_group, task, g) for g in groups[1:]]
+    out = _run_group(task, groups[0])
+    for f in futures:
+        out.extend(f.result())
+    return out
+
+
+# --- per-thread buffers -------------------------------------------------------------
+
+_local = threading.local()
+_NAMES = ("y", "g", "a", "b", "t", "o")
 
 
 class _Buffers:
-    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
-        self.y = np.empty(shape, dtype)
-        self.g = np.empty(shape, dtype)
-        self.a = np.empty(shape, dtype)
-        self.b = np.empty(shape, dtype)
-        self.t = np.empty(shape, dtype)
-        self.m = np.empty(shape, np.bool_)
+    """Scratch arrays of one chunk's shape: views of the thread's flat buffers. Each
+    thread keeps the views of the last few shapes (a training loop's are always the same)."""
 
-    def view(self, rows: int) -> _Buffers:
-        if rows == self.y.shape[0]:
+    __slots__ = _NAMES
+    y: Array
+    g: Array
+    a: Array
+    b: Array
+    t: Array
+    o: Array
+
+    def __new__(cls, shape: tuple[int, ...], dtype: Any) -> _Buffers:
+        d = _local.__dict__
+        views: dict[Any, _Buffers] | None = d.get("views")
+        if views is None:
+            views = d["views"] = {}
+            d["store"] = {}
+        key = (shape, dtype)
+        self = views.get(key)
+        if self is not None:
             return self
-        v = object.__new__(_Buffers)
-        for name in ("y", "g", "a", "b", "t", "m"):
-            setattr(v, name, getattr(self, name)[:rows])
-        return v
+        n = math.prod(shape)
+        store: dict[Any, list[Array]] = d["store"]
+        flat = store.get(dtype)
+        if flat is None or flat[0].size < n:
+            flat = [np.empty(max(n, CHUNK), dtype) for _ in _NAMES]
+            store[dtype] = flat
+            views.clear()  # views of the old buffers must not outlive them
+        self = object.__new__(cls)
+        for name, f in zip(_NAMES, flat, strict=True):
+            setattr(self, name, f[:n].reshape(shape))
+        if len(views) >= 16:
+            views.clear()
+        views[key] = self
+        return self
 
 
-def _row_chunks(shape: tuple[int, ...]) -> tuple[int, Iterator[tuple[int, int]]]:
-    """Chunks of whole rows along axis 0, each about CHUNK elements."""
-    n0 = shape[0] if shape else 1
-    row = math.prod(shape[1:]) if len(shape) > 1 else 1
-    rows = max(1, min(n0, CHUNK // max(row, 1)))
-    return rows, ((i, min(i + rows, n0)) for i in range(0, n0, rows))
+# --- kernels (called inside _run_group's error state) -------------------------------
+
+def _log_term(xc: Array, zc: Array, qc: Array | float, buf: _Buffers) -> tuple[Array, Array]:
+    """``buf.g = l·log1p(exp(-|x|))``; returns ``(-a, b) = (-q·z, 1 - z)``, the negated
+    first (so that ``-a·x`` costs one pass). With the scalar ``q = 1``, ``l = 1`` needs
+    no pass."""
+    y, g, a, b = buf.y, buf.g, buf.a, buf.b
+    np.abs(xc, out=y)  # (copysign(x, -1) is one pass but 3x slower: not vectorized)
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    np.log1p(y, out=g)  # log1p(exp(-|x|)) in [0, log 2]
+    np.subtract(1.0, zc, out=b)  # b = 1 - z
+    if isinstance(qc, float):
+        np.multiply(zc, -qc, out=a)  # -a = -q·z
+        if qc == 1.0:
+            return a, b
+    else:
+        np.multiply(zc, qc, out=a)
+        np.negative(a, out=a)
+    np.subtract(b, a, out=buf.t)  # l = b + a
+    np.multiply(g, buf.t, out=g)
+    return a, b
 
 
-# 0·inf (an infinite logit with a zero coefficient) and exp overflow are intended and
-# resolved below; NumPy would warn about them.
-_QUIET = {"invalid": "ignore", "over": "ignore"}
-
-
-@np.errstate(**_QUIET)  # type: ignore[arg-type]
 def _chunk_loss(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
     """The loss of one chunk into ``out``, for non-negative ``a = q·z`` and ``b = 1 - z``.
 
@@ -69,33 +211,18 @@ def _chunk_loss(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Arr
     the remaining ``-inf`` or NaN of that case into the limit 0. A NaN logit still
     reaches the result through the log1p term.
     """
-    y, g, a, b, t = buf.y, buf.g, buf.a, buf.b, buf.t
-    _log_term(xc, zc, qc, y, g, a, b, t)
-    np.multiply(b, xc, out=b)  # b·x
-    np.multiply(a, xc, out=a)
-    np.negative(a, out=a)  # a·(-x)
-    np.fmax(b, a, out=b)
-    np.fmax(b, 0.0, out=b)  # c·|x|
-    np.add(b, g, out=out)
+    na, b = _log_term(xc, zc, qc, buf)
+    bx, ax = buf.b, buf.t
+    np.multiply(b, xc, out=bx)  # b·x
+    np.multiply(na, xc, out=ax)  # a·(-x)
+    np.fmax(bx, ax, out=bx)
+    np.fmax(bx, 0.0, out=bx)  # c·|x|
+    np.add(bx, buf.g, out=out)
     return out
 
 
-def _log_term(xc: Array, zc: Array, qc: Array | float, y: Array, g: Array, a: Array,
-              b: Array, t: Array) -> None:
-    """``g = l·log1p(exp(-|x|))``, ``a = q·z``, ``b = 1 - z`` (``y``, ``t`` scratch)."""
-    np.abs(xc, out=y)
-    np.negative(y, out=y)
-    np.exp(y, out=y)
-    np.log1p(y, out=g)  # log1p(exp(-|x|)) in [0, log 2]
-    np.multiply(zc, qc, out=a)  # a = q·z
-    np.subtract(1.0, zc, out=b)  # b = 1 - z
-    np.add(a, b, out=t)  # l = a + b
-    np.multiply(g, t, out=g)  # l·g
-
-
-@np.errstate(**_QUIET)  # type: ignore[arg-type]
 def _chunk_loss_signed(
-    xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array
+    xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array, check: bool = True
 ) -> Array:
     """The loss of one chunk for coefficients of any sign (labels outside [0, 1],
     negative weights: PyTorch's semantics, or ``validate=False``).
@@ -103,36 +230,63 @@ def _chunk_loss_signed(
     ``c·|x| = b·max(x, 0) - a·min(x, 0)``: one of the two terms is 0 for each x, and
     the sum has the sign of the coefficients. Only ``0·inf`` (a zero coefficient at an
     infinite logit) gives NaN here; such a chunk is redone with explicit selections.
+    ``check=False``: the caller looks for that NaN itself (in a sum it computes anyway)
+    and calls :func:`_exact_signed` where it finds one.
     """
-    y, g, a, b, t = buf.y, buf.g, buf.a, buf.b, buf.t
-    _log_term(xc, zc, qc, y, g, a, b, t)
+    na, b = _log_term(xc, zc, qc, buf)
+    y, t = buf.y, buf.t
     np.maximum(xc, 0.0, out=y)
-    np.multiply(b, y, out=b)  # b·max(x, 0)
+    np.multiply(b, y, out=t)  # b·max(x, 0)
     np.minimum(xc, 0.0, out=y)
-    np.multiply(a, y, out=a)  # -a·|min(x, 0)|
-    np.subtract(b, a, out=b)
-    np.add(b, g, out=out)
-    np.isnan(out, out=buf.m)
-    if buf.m.any():
-        # exact rule: c = a where x < 0 else b; c = 0 gives 0 whatever |x| is
-        # (a NaN logit stays NaN through the log term, which is never guarded)
-        a_full = np.multiply(zc, qc)
-        c = np.where(xc < 0, a_full, 1.0 - zc)
-        lin = np.where(c == 0, 0.0, c * np.abs(xc))
-        np.add(lin, g, out=out)
+    np.multiply(na, y, out=y)  # a·|min(x, 0)|
+    np.add(t, y, out=t)
+    np.add(t, buf.g, out=out)
+    if check and np.isnan(np.add.reduce(out, axis=None)):
+        _exact_signed(xc, zc, qc, buf, out)
     return out
 
 
-@np.errstate(**_QUIET)  # type: ignore[arg-type]
+def _exact_signed(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
+    """The signed loss by the exact rule: ``c = a`` where ``x < 0`` else ``b``, and
+    ``c = 0`` gives 0 whatever ``|x|`` is (a NaN logit stays NaN through the log term,
+    which is never guarded)."""
+    _log_term(xc, zc, qc, buf)
+    a_full = np.multiply(zc, qc)
+    c = np.where(xc < 0, a_full, 1.0 - zc)
+    lin = np.where(c == 0, 0.0, c * np.abs(xc))
+    np.add(lin, buf.g, out=out)
+    return out
+
+
+def _chunk_grad(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
+    """The gradient ``(1 - z)·σ(x) - q·z·σ(-x)`` of one chunk (no Hessian).
+
+    ``σ(±x) = 1/(1 + exp(∓x))`` is accurate for every x (an overflowing exp gives 0,
+    the right answer below the subnormal range), so no selection is needed.
+    """
+    y, b = buf.y, buf.b
+    np.subtract(1.0, zc, out=b)
+    np.negative(xc, out=y)
+    np.exp(y, out=y)
+    np.add(y, 1.0, out=y)
+    np.divide(b, y, out=b)  # b·σ(x)
+    if isinstance(qc, float) and qc == 1.0:
+        a = zc
+    else:
+        a = buf.a
+        np.multiply(zc, qc, out=a)
+    np.exp(xc, out=y)
+    np.add(y, 1.0, out=y)
+    np.divide(a, y, out=y)  # a·σ(-x)
+    np.subtract(b, y, out=out)
+    return out
+
+
 def _chunk_grad_hess(
     xc: Array, zc: Array, qc: Array | float, buf: _Buffers, gout: Array, hout: Array
 ) -> None:
-    """Gradient and Hessian of one chunk.
-
-    ``σ(±x) = 1/(1 + exp(∓x))`` is accurate for every x (an overflowing exp gives 0,
-    the right answer below the subnormal range), so no selection is needed;
-    ``σ(x)σ(-x) = e/(1+e)²`` with ``e = exp(-|x|)`` keeps the Hessian's relative error small.
-    """
+    """Gradient and Hessian of one chunk; ``σ(x)σ(-x) = e/(1+e)²`` with
+    ``e = exp(-|x|)`` keeps the Hessian's relative error small."""
     y, a, b, t = buf.y, buf.a, buf.b, buf.t
     np.multiply(zc, qc, out=a)  # a = q·z
     np.subtract(1.0, zc, out=b)  # b = 1 - z
@@ -154,133 +308,262 @@ def _chunk_grad_hess(
     np.subtract(b, a, out=gout)
 
 
-def _broadcast(v: Array | float | None, shape: tuple[int, ...]) -> Array | float | None:
-    if v is None or isinstance(v, float):
-        return v
-    return np.broadcast_to(v, shape)
+# --- layout -------------------------------------------------------------------------
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, float)
 
 
-def _flatten_if_possible(
-    x: Array, z: Array, q: Array | float, w: Array | None, m: Array | None
-) -> tuple[Array, Array, Array | float, Array | None, Array | None]:
-    """1-D views when every operand is full-size and C-contiguous or a scalar: one
-    long axis chunks better than a few huge rows."""
-    ops = [v for v in (q, w, m) if v is not None and not isinstance(v, float)]
-    if x.ndim > 1 and all(o.ndim == 0 or o.shape == x.shape for o in ops) and all(
-        a.flags.c_contiguous for a in (x, z, *[o for o in ops if o.ndim])
-    ):
-        def flat(o: Any) -> Any:
-            return o if o is None or isinstance(o, float) or o.ndim == 0 else o.reshape(-1)
-
-        return x.reshape(-1), z.reshape(-1), flat(q), flat(w), flat(m)
-    return x, z, q, w, m
+def _row_chunks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Chunks of whole rows along axis 0, each about CHUNK elements."""
+    n0 = shape[0]
+    row = math.prod(shape[1:])
+    rows = max(1, min(n0, CHUNK // max(row, 1)))
+    return [(i, min(i + rows, n0)) for i in range(0, n0, rows)]
 
 
-def _as_1d(v: Any) -> Any:
-    """0-d operands as 1-element views (the chunk loop indexes rows)."""
-    return v if v is None or isinstance(v, float) else v.reshape(1)
+class _Layout:
+    """The operands as arrays whose rows (axis 0) are chunked together: 0-d inputs as
+    one-element 1-D arrays; full-size C-contiguous inputs flattened to 1-D when every
+    axis is reduced (or none), since one long axis chunks better than a few huge rows;
+    other operands broadcast (views, no copies) to the logits' shape."""
+
+    def __init__(self, x: Array, operands: dict[str, Any], axes: tuple[int, ...] | None) -> None:
+        self.shape = tuple(x.shape)
+        ops = {k: v for k, v in operands.items() if not _is_scalar(v)}
+        if x.ndim == 0:
+            x = x.reshape(1)
+            ops = {k: v.reshape(1) for k, v in ops.items()}
+            axes = None if axes is None else (0,)
+        self.axes = axes
+        whole = axes is None or axes == tuple(range(x.ndim))
+        if (x.ndim > 1 and whole and x.flags.c_contiguous
+                and all(v.ndim == 0 or (v.shape == x.shape and v.flags.c_contiguous)
+                        for v in ops.values())):
+            x = x.reshape(-1)
+            ops = {k: v if v.ndim == 0 else v.reshape(-1) for k, v in ops.items()}
+            self.axes = None if axes is None else (0,)
+        self.x = x
+        self.ops = {k: v if v.shape == x.shape else np.broadcast_to(v, x.shape)
+                    for k, v in ops.items()}
+        self.scalars = {k: v for k, v in operands.items() if _is_scalar(v)}
+        self.chunks = _row_chunks(x.shape)
+
+    def get(self, name: str, i0: int, i1: int) -> Any:
+        v = self.ops.get(name)
+        return self.scalars.get(name) if v is None else v[i0:i1]
 
 
-def _map_chunks(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int) -> list[Array]:
-    """Run a chunk kernel over ``x`` (same shape ``z``, broadcastable ``q``) into
-    ``n_out`` new arrays of the logits' shape and dtype."""
+def _threads_for(threads: int | None, size: int) -> int:
+    if size <= CHUNK:
+        return 1
+    return get_num_threads() if threads is None else threads
+
+
+# --- the elementwise kernels over whole arrays --------------------------------------
+
+def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
+         threads: int | None, extra: Array | None = None) -> list[Array]:
+    """``kernel`` over chunks into ``n_out`` new arrays of the logits' shape and dtype;
+    ``extra`` (broadcasting to the logits) multiplies the first output."""
     z, x = np.asarray(z), np.asarray(x)  # NumPy's 0-d arithmetic gives scalars
-    if x.ndim == 0:  # the chunk loop indexes rows: one row of one element
-        return [o.reshape(()) for o in
-                _map_chunks(kernel, _as_1d(z), _as_1d(x), _as_1d(q), n_out)]
     outs = [np.empty(x.shape, x.dtype) for _ in range(n_out)]
     if x.size == 0:
         return outs
-    xv, zv, qv, _, _ = _flatten_if_possible(x, z, q, None, None)
-    views = [o.reshape(-1) for o in outs] if xv.ndim == 1 and x.ndim != 1 else outs
-    qb = _broadcast(qv, xv.shape)
-    rows, chunks = _row_chunks(xv.shape)
-    buf = _Buffers((rows, *xv.shape[1:]), x.dtype)
-    for i0, i1 in chunks:
-        qc = qb if isinstance(qb, float) else qb[i0:i1]  # type: ignore[index]
-        kernel(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), *(v[i0:i1] for v in views))
+    lay = _Layout(x, {"z": z, "q": q, "e": extra}, None)
+    views = [o.reshape(lay.x.shape) for o in outs]
+
+    def task(i0: int, i1: int) -> None:
+        xc = lay.x[i0:i1]
+        buf = _Buffers(xc.shape, x.dtype)
+        kernel(xc, lay.get("z", i0, i1), lay.get("q", i0, i1), buf,
+               *(v[i0:i1] for v in views))
+        if extra is not None:
+            np.multiply(views[0][i0:i1], lay.get("e", i0, i1), out=views[0][i0:i1])
+
+    _for_chunks(task, lay.chunks, _threads_for(threads, x.size))
     return outs
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array:
+def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False,
+                  threads: int | None = None) -> Array:
     """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype).
     ``nonneg``: ``q·z`` and ``1 - z`` are known to be ≥ 0 (a shorter formula)."""
-    return _map_chunks(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1)[0]
+    return _map(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1, threads)[0]
 
 
-@np.errstate(**_QUIET)  # type: ignore[arg-type]
-def reduced_loss(
+def grad(z: Array, x: Array, q: Array | float, *, scale: Array | None = None,
+         threads: int | None = None) -> Array:
+    """The gradient in ``x``, times ``scale`` (broadcasting to ``x``) if given."""
+    return _map(_chunk_grad, z, x, q, 1, threads, extra=scale)[0]
+
+
+def grad_hess(z: Array, x: Array, q: Array | float, *,
+              threads: int | None = None) -> tuple[Array, Array]:
+    """Chunked gradient and Hessian (the generic formulas, in place on buffers; any
+    sign of the coefficients)."""
+    g, h = _map(_chunk_grad_hess, z, x, q, 2, threads)
+    return g, h
+
+
+def one_chunk(z: Array, x: Array, q: float, *, nonneg: bool, reduction: str) -> Any:
+    """The plain loss of a call that fits one chunk (no options), as short as it gets:
+    the elementwise loss, or its float64 sum or mean. ``z`` may be bool."""
+    buf = _Buffers(x.shape, x.dtype)  # ufuncs take any shape: no reshaping
+    out = np.empty(x.shape, x.dtype) if reduction == "none" else buf.o
+    with np.errstate(**_QUIET):  # type: ignore[arg-type]
+        if nonneg:
+            _chunk_loss(x, z, q, buf, out)
+        elif reduction == "none":
+            _chunk_loss_signed(x, z, q, buf, out)
+        else:  # the sum below is the NaN check
+            _chunk_loss_signed(x, z, q, buf, out, check=False)
+        if reduction == "none":
+            return out
+        total = np.add.reduce(out, axis=None, dtype=np.float64)
+        if not nonneg and total != total:
+            _exact_signed(x, z, q, buf, out)
+            total = np.add.reduce(out, axis=None, dtype=np.float64)
+    return total if reduction == "sum" else total / x.size
+
+
+# --- the whole loss family: options, focal factor, reductions ----------------------
+
+def loss(
     z: Array,
     x: Array,
     q: Array | float,
     *,
-    weight: Array | None,
-    mask: Array | None,
-    reduction: str,
+    weight: Array | None = None,
+    mask: Array | None = None,
+    smoothing: float = 0.0,
+    focal: tuple[float, float | None] | None = None,
+    reduction: str = "none",
+    axes: tuple[int, ...] = (),
     nonneg: bool = False,
-) -> Array:
-    """``sum``/``mean``/``weighted_mean`` over all elements, never materializing the loss.
+    threads: int | None = None,
+    with_denominator: bool = False,
+) -> Any:
+    """The loss with every option, chunk by chunk, in the logits' (float) dtype.
 
-    Chunk sums are accumulated in float64 (pairwise within a chunk, then summed across
-    chunks), so a float32 mean over 1e8 elements is within 1e-6 of a float64 reference.
-    Masked elements must already be zeroed in ``z`` and ``x`` (their loss is finite).
+    ``z`` may be of any real dtype (bool and integer labels are cast per chunk) and
+    masked elements may hold anything (they are zeroed per chunk, before any
+    arithmetic); ``q``, ``weight``, ``mask`` broadcast to ``x``. Reductions add float64
+    chunk sums in chunk order; ``axes`` are the reduced axes (every axis reduced:
+    ``tuple(range(x.ndim))``). The result of a reduction is float64; the caller casts.
+    ``with_denominator``: also return what a mean divided by (None for a sum).
     """
-    z, x = np.asarray(z), np.asarray(x)
-    if x.ndim == 0:
-        return reduced_loss(_as_1d(z), _as_1d(x), _as_1d(q), weight=_as_1d(weight),
-                            mask=_as_1d(mask), reduction=reduction, nonneg=nonneg)
-    kernel = _chunk_loss if nonneg else _chunk_loss_signed
+    x = np.asarray(x)
     dtype = x.dtype
-    total = 0.0
-    denom = 0.0
-    if x.size:
-        xv, zv, qv, wv, mv = _flatten_if_possible(x, z, q, weight, mask)
-        qb = _broadcast(qv, xv.shape)
-        wb = _broadcast(wv, xv.shape)
-        mb = _broadcast(mv, xv.shape)
-        rows, chunks = _row_chunks(xv.shape)
-        buf = _Buffers((rows, *xv.shape[1:]), dtype)
-        loss_buf = np.empty((rows, *xv.shape[1:]), dtype)
-        for i0, i1 in chunks:
-            qc = qb if isinstance(qb, float) else qb[i0:i1]  # type: ignore[index]
-            lc = kernel(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), loss_buf[: i1 - i0])
-            wc = None if wb is None else wb[i0:i1]  # type: ignore[index]
-            mc = None if mb is None else mb[i0:i1]  # type: ignore[index]
-            if wc is not None:
-                np.multiply(lc, wc, out=lc)
-            if mc is not None:
-                np.multiply(lc, mc, out=lc)
-            part = float(np.add.reduce(lc, axis=None, dtype=np.float64))
-            if wc is not None and math.isnan(part):
-                # rare: 0·inf (a zero weight on an infinite loss) or a NaN input.
-                # Redo this chunk with the exact rule: a zero weight drops the element.
-                lc = kernel(xv[i0:i1], zv[i0:i1], qc, buf.view(i1 - i0), lc)
-                lc = np.where(wc == 0, 0.0, lc * wc)
+    red = reduction != "none"
+    lay = _Layout(x, {"z": z, "q": q, "w": weight, "m": mask}, axes if red else None)
+    kernel = _chunk_loss if nonneg else _chunk_loss_signed
+    out = None if red else np.empty(x.shape, dtype)
+    out_view = None if out is None else out.reshape(lay.x.shape)
+    raxes = lay.axes or ()
+    along0 = 0 in raxes  # sums over the chunked axis: partial sums to add up
+    # the denominators that the chunks must count: masked means, weighted means
+    want_denom = reduction == "weighted_mean" or (reduction == "mean" and mask is not None)
+
+    def task(i0: int, i1: int) -> Any:
+        xc = lay.x[i0:i1]
+        zc = lay.get("z", i0, i1)
+        qc = lay.get("q", i0, i1)
+        mc = lay.get("m", i0, i1)
+        wc = lay.get("w", i0, i1)
+        if zc.dtype != dtype:
+            zc = zc.astype(dtype)
+        if mc is not None:  # masked entries may be NaN/inf: replaced before arithmetic
+            zc = np.where(mc, zc, 0.0)
+            xc = np.where(mc, xc, 0.0)
+        if smoothing:
+            zc = zc * (1.0 - smoothing) + 0.5 * smoothing
+        buf = _Buffers(xc.shape, dtype)
+        lc = kernel(xc, zc, qc, buf, buf.o if out_view is None else out_view[i0:i1])
+        if focal is not None or mc is not None or wc is not None:
+            lc = _options(lc, zc, xc, qc, wc, mc, focal)
+            if out_view is not None:
+                out_view[i0:i1] = lc
+        if not red:
+            return None
+        total = np.add.reduce(lc, axis=raxes, dtype=np.float64)
+        denom = None
+        if want_denom:
+            if reduction == "mean":
+                denom = np.add.reduce(np.broadcast_to(mc, xc.shape), axis=raxes,
+                                      dtype=np.float64)
+            else:
+                wfull = np.ones(xc.shape, dtype) if wc is None else np.broadcast_to(
+                    wc, xc.shape)
                 if mc is not None:
-                    lc = lc * mc
-                part = float(np.add.reduce(lc, axis=None, dtype=np.float64))
-            total += part
-            if reduction == "mean" and mc is not None:
-                denom += float(np.count_nonzero(mc))
-            elif reduction == "weighted_mean":
-                if wc is None:
-                    denom += float(lc.size if mc is None else np.count_nonzero(mc))
-                else:
-                    wfull = np.broadcast_to(wc, lc.shape)
-                    if mc is not None:
-                        wfull = wfull * mc
-                    denom += float(np.add.reduce(wfull, axis=None, dtype=np.float64))
-        if reduction == "mean" and mb is None:
-            denom = float(x.size)
+                    wfull = np.where(mc, wfull, 0.0)
+                denom = np.add.reduce(wfull, axis=raxes, dtype=np.float64)
+        return total, denom
+
+    results = _for_chunks(task, lay.chunks, _threads_for(threads, lay.x.size)) \
+        if lay.x.size else []
+    if not red:
+        assert out is not None
+        return out
+    value, denom = _combine(results, lay, raxes, along0, reduction, want_denom)
+    return (value, denom) if with_denominator else value
+
+
+def _options(lc: Array, zc: Array, xc: Array, qc: Any, wc: Array | None, mc: Array | None,
+             focal: tuple[float, float | None] | None) -> Array:
+    """The focal factor, the mask and the weights on one chunk: the generic code itself
+    (``_core``), on chunk-sized arrays."""
+    from array_api_compat import numpy as npx
+
+    from .._generic import _core
+
+    if focal is not None:
+        lc = _core.focal_loss(zc, xc, qc, focal[0], focal[1], xp=npx, ce=lc)
+    if mc is not None:
+        lc = np.where(mc, lc, 0.0)
+    if wc is not None:  # a zero weight drops the element, even an infinite loss
+        lc = wc * np.where(wc == 0, 0.0, lc)
+        if mc is not None:
+            lc = np.where(mc, lc, 0.0)
+    return np.asarray(lc)
+
+
+def _combine(results: list[Any], lay: _Layout, raxes: tuple[int, ...], along0: bool,
+             reduction: str, want_denom: bool) -> tuple[Array, Array | None]:
+    """Chunk sums (and denominators) into the reduction and its denominator, float64."""
+    kept = tuple(d for i, d in enumerate(lay.x.shape) if i not in raxes)
+    if along0:
+        total = np.zeros(kept, np.float64)
+        denom = np.zeros(kept, np.float64) if want_denom else None
+        for t, d in results:  # in chunk order: the same sums for every thread count
+            total += t
+            if denom is not None:
+                denom += d
+    else:
+        total = np.concatenate([t for t, _ in results]) if results else np.zeros(kept)
+        denom = (np.concatenate([d for _, d in results]) if results else np.zeros(kept)) \
+            if want_denom else None
     if reduction == "sum":
-        return np.asarray(total, dtype)
-    if denom == 0.0:
-        return np.asarray(math.nan, dtype)
-    return np.asarray(total / denom, dtype)
+        return total, None
+    if denom is None:  # an unmasked mean: the number of reduced elements
+        n = math.prod(lay.x.shape[i] for i in raxes)
+        denom = np.full(kept, float(n))
+    empty = denom == 0
+    return np.where(empty, math.nan, total / np.where(empty, 1.0, denom)), denom
 
 
-def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
-    """Chunked gradient and Hessian (the generic formulas, in place on buffers; any
-    sign of the coefficients)."""
-    g, h = _map_chunks(_chunk_grad_hess, z, x, q, 2)
-    return g, h
+def check_masked_labels(z: Array, mask: Array, threads: int | None = None) -> bool:
+    """Labels in [0, 1] where ``mask`` is True (masked ones may be anything), in one
+    chunked pass (no full-size temporary)."""
+    z = np.asarray(z)
+    if z.size == 0:
+        return True
+    lay = _Layout(z, {"m": mask}, None)
+
+    def task(i0: int, i1: int) -> bool:
+        zc = lay.x[i0:i1]
+        mc = lay.get("m", i0, i1)
+        zc = np.where(mc, zc, 0)
+        return bool((zc.min() >= 0) & (zc.max() <= 1))
+
+    return all(_for_chunks(task, lay.chunks, _threads_for(threads, z.size)))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import _numpy
 
 Array = Any
@@ -40,14 +42,27 @@ def _kernel_backend(x: Any) -> str | None:
     return None
 
 
+def _threads() -> int:
+    """PyTorch's thread setting caps the engine's (it is PyTorch's users' knob)."""
+    import torch
+
+    return min(int(torch.get_num_threads()), _numpy.get_num_threads())
+
+
+def _np(t: Any) -> Any:
+    """A CPU tensor's memory as a NumPy array (no copy); floats and None as they are."""
+    return t if t is None or isinstance(t, float) else t.detach().numpy()
+
+
 def _run(kind: str, fn: str, z: Any, x: Any, q: Any, nonneg: bool = False) -> Any:
     import torch
 
     if kind == "numpy":
-        qn = q if isinstance(q, float) else q.detach().numpy()
-        kw = {"nonneg": nonneg} if fn == "weighted_loss" else {}
-        res = getattr(_numpy, fn)(z.detach().numpy(), x.detach().numpy(), qn, **kw)
-        return torch.from_numpy(res) if fn == "weighted_loss" else tuple(
+        kw: dict[str, Any] = {"threads": _threads()}
+        if fn == "weighted_loss":
+            kw["nonneg"] = nonneg
+        res = getattr(_numpy, fn)(_np(z), _np(x), _np(q), **kw)
+        return torch.from_numpy(res) if fn != "grad_hess" else tuple(
             torch.from_numpy(r) for r in res)
     import cupy
 
@@ -112,7 +127,11 @@ def _make_function() -> Any:
             z, x = ctx.saved_tensors
             q = ctx.q
             if not torch.is_grad_enabled():  # first-order only: the fused kernel
-                g, _ = _run(ctx.kind, "grad_hess", z, x, q)
+                if ctx.kind == "numpy" and go.dtype == x.dtype and go.device == x.device:
+                    g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
+                                    threads=_threads())
+                    return None, torch.from_numpy(g), None, None, None
+                g = _run(ctx.kind, "grad", z, x, q)
                 return None, go * g, None, None, None
             # create_graph=True: d/dx = (1 - z)·σ(x) - q·z·σ(-x), with a σ whose own derivative is
             # accurate too (torch.sigmoid's backward forms 1 - σ, which cancels)
@@ -122,7 +141,74 @@ def _make_function() -> Any:
     return WeightedLoss
 
 
+def _make_reduced_function() -> Any:
+    import torch
+
+    class ReducedLoss(torch.autograd.Function):  # type: ignore[misc]
+        """sum/mean/weighted_mean over every element, the loss never materialized; the
+        backward pass computes the gradient only (one chunked pass on CPU)."""
+
+        @staticmethod
+        def forward(ctx: Any, x: Any, z: Any, q: Any, w: Any, m: Any, reduction: str,
+                    nonneg: bool) -> Any:
+            value, denom = _numpy.loss(
+                _np(z), _np(x), _np(q), weight=_np(w), mask=_np(m), reduction=reduction,
+                axes=tuple(range(x.ndim)), nonneg=nonneg, threads=_threads(),
+                with_denominator=True)
+            ctx.save_for_backward(z, x, *(t for t in (q, w, m) if isinstance(t, torch.Tensor)))
+            ctx.q, ctx.w, ctx.m = (isinstance(t, torch.Tensor) for t in (q, w, m))
+            ctx.q_float = q if isinstance(q, float) else None
+            ctx.denom = None if denom is None else float(denom)
+            return torch.from_numpy(np.asarray(value, _np(x).dtype))
+
+        @staticmethod
+        def backward(ctx: Any, go: Any) -> Any:
+            z, x, *rest = ctx.saved_tensors
+            it = iter(rest)
+            q = next(it) if ctx.q else ctx.q_float
+            w = next(it) if ctx.w else None
+            m = next(it) if ctx.m else None
+            scale = go if ctx.denom is None else go / ctx.denom
+            if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
+                g = (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
+            else:
+                g = torch.from_numpy(_numpy.grad(_np(z), _np(x), _np(q),
+                                                 threads=_threads()))
+            if w is not None:
+                g = g * w
+            if m is not None:
+                g = torch.where(m, g, 0.0)
+            return g * scale, None, None, None, None, None, None
+
+    return ReducedLoss
+
+
 _FUNCTION: Any = None
+_REDUCED: Any = None
+
+
+def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
+                 mask: Array | None, reduction: str, nonneg: bool) -> Array | None:
+    """A reduction over every element of CPU tensors, fused, with a gradient-only
+    backward where only the logits require a gradient; None elsewhere."""
+    global _REDUCED
+    import torch
+
+    if _kernel_backend(x) != "numpy":
+        return None
+    others = [t for t in (z, q, weight, mask) if t is not None and not isinstance(t, float)]
+    if any(type(t) is not torch.Tensor or t.device != x.device for t in others):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in others):
+        return None  # a gradient in labels or weights: the generic graph
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        value = _numpy.loss(_np(z), _np(x), _np(q), weight=_np(weight), mask=_np(mask),
+                            reduction=reduction, axes=tuple(range(x.ndim)), nonneg=nonneg,
+                            threads=_threads())
+        return torch.from_numpy(np.asarray(value))
+    if _REDUCED is None:
+        _REDUCED = _make_reduced_function()
+    return _REDUCED.apply(x, z, q, weight, mask, reduction, nonneg)
 
 
 def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array | None:

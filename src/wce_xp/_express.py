@@ -1,0 +1,111 @@
+"""The express lane: the commonest call, answered in a few microseconds.
+
+A training loop calls the loss thousands of times per epoch on small batches, where
+the general front door (:func:`wce_xp._validation.prepare`: classification, conversion,
+broadcasting, the options) costs more than the arithmetic. This lane takes only calls
+it can decide by a handful of exact type and dtype tests: NumPy arrays or PyTorch CPU
+tensors of float32/float64 logits, labels of the same dtype (or bool) and shape, a
+Python number or nothing as ``pos_weight``, no weight, mask, smoothing or axis, no
+``xp``. It returns None for anything else (and for anything it would refuse), and the
+general path then decides, with its errors. The arithmetic is the NumPy engine's one-
+chunk kernel, the same as the general path's, so results are bitwise identical
+(tests/test_native.py compares them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _dispatch
+from ._native import _numpy
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order only
+_BOOL = np.dtype(np.bool_)
+_torch_types: tuple[Any, ...] | None = None  # (Tensor, float32, float64, bool, state)
+
+
+def _checked(validate: Any) -> bool | None:
+    """Whether values are checked; None for an invalid ``validate`` (the general path
+    raises)."""
+    if validate is True or (type(validate) is str and validate == "always"):
+        return True
+    return False if validate is False else None
+
+
+def _q(pos_weight: Any, checked: bool) -> float | None:
+    if pos_weight is None:
+        return 1.0
+    t = type(pos_weight)
+    if t is not float and t is not int:
+        return None
+    q = float(pos_weight)
+    if checked and not 0.0 <= q < math.inf:
+        return None  # the general path raises
+    return q
+
+
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce
+
+
+def _labels_ok(z: np.ndarray) -> bool:
+    if z.dtype == _BOOL:
+        return True
+    return bool(_MIN(z, axis=None) >= 0.0) and bool(_MAX(z, axis=None) <= 1.0)  # NaN fails
+
+
+def numpy_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
+               reduction: str) -> Any:
+    """The loss of one NumPy call, or None where the general path must decide."""
+    x, z = logits, labels
+    if (x.dtype not in _FLOATS or (z.dtype != x.dtype and z.dtype != _BOOL)
+            or z.shape != x.shape or not 0 < x.size <= _numpy.CHUNK
+            or _dispatch._FORCE_GENERIC):
+        return None
+    checked = _checked(validate)
+    q = None if checked is None else _q(pos_weight, checked)
+    if q is None or (checked and not _labels_ok(z)):
+        return None
+    out = _numpy.one_chunk(z, x, q, nonneg=bool(checked), reduction=reduction)
+    return out if reduction == "none" else np.asarray(out, x.dtype)
+
+
+def _torch() -> tuple[Any, ...]:
+    global _torch_types
+    if _torch_types is None:
+        import torch
+        import torch.autograd.forward_ad as fwad
+
+        _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, fwad)
+    return _torch_types
+
+
+def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
+               reduction: str) -> Any:
+    """The loss of one call on CPU tensors that need no gradient, or None."""
+    import torch
+
+    tensor, f32, f64, tbool, fwad = _torch()
+    x, z = logits, labels
+    if (type(z) is not tensor or x.is_cuda or z.is_cuda or (x.dtype is not f32
+            and x.dtype is not f64) or (z.dtype is not x.dtype and z.dtype is not tbool)
+            or not x.is_cpu or not z.is_cpu or z.shape != x.shape
+            or not 0 < x.numel() <= _numpy.CHUNK or _dispatch._FORCE_GENERIC):
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad or z.requires_grad):
+        return None  # autograd: the general path's Functions
+    if (torch.compiler.is_compiling() or fwad._current_level >= 0
+            or torch._C._functorch.is_functorch_wrapped_tensor(x)
+            or torch._C._functorch.is_functorch_wrapped_tensor(z)):
+        return None
+    checked = _checked(validate)
+    q = None if checked is None else _q(pos_weight, checked)
+    if q is None:
+        return None
+    zn, xn = z.numpy(), x.numpy()
+    if checked and not _labels_ok(zn):
+        return None
+    out = _numpy.one_chunk(zn, xn, q, nonneg=bool(checked), reduction=reduction)
+    return torch.from_numpy(out if reduction == "none" else np.asarray(out, xn.dtype))

@@ -1,0 +1,327 @@
+"""The NumPy engine (every option chunk by chunk, on a pool of threads), the express
+lane for the commonest calls, and PyTorch's fused reduction with its gradient-only
+backward: each against the generic array-API path, which is the reference.
+
+These tests need no backend fixture: the engine serves NumPy arrays and PyTorch CPU
+tensors only, so they run in every session at the same small cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import wce_xp
+from wce_xp import _dispatch, _express
+from wce_xp._native import _numpy
+
+generic = _dispatch.generic_only
+wce = wce_xp.weighted_cross_entropy_with_logits
+focal = wce_xp.sigmoid_focal_loss
+
+N = 3 * _numpy.CHUNK // 7 + 5  # rows: with 7 classes, four chunks, the last partial
+
+
+def _data(dtype="float32", shape=(N, 7), seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_cauchy(shape) * 4).astype(dtype)
+    x.flat[:5] = [0.0, np.inf, -np.inf, 1e30, -1e30]
+    z = rng.uniform(size=shape).astype(dtype)
+    z[::2] = np.round(z[::2])
+    q = rng.uniform(0, 4, shape[-1:]).astype(dtype)
+    w = rng.uniform(0, 2, (shape[0], 1)).astype(dtype)
+    w[::9] = 0.0
+    m = rng.uniform(size=shape) > 0.15
+    return x, z, q, w, m
+
+
+def _close(a, b, dtype, reduced):
+    if reduced:  # float64 chunk sums against the generic sums: summation order differs
+        np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == "float32" else 1e-12,
+                                   equal_nan=True)
+    else:
+        np.testing.assert_allclose(a, b, rtol=8 * np.finfo(dtype).eps, atol=1e-30,
+                                   equal_nan=True)
+
+
+OPTIONS = {
+    "plain": {},
+    "bool labels": {"labels": "bool"},
+    "int labels": {"labels": "int8"},
+    "float64 labels": {"labels": "float64"},
+    "mask (NaN under it)": {"mask": True},
+    "smoothing": {"label_smoothing": 0.1},
+    "weight": {"weight": True},
+    "everything": {"mask": True, "weight": True, "label_smoothing": 0.2},
+}
+
+
+def _call(fn, x, z, q, w, m, opts, **kw):
+    labels = z
+    if opts.get("labels"):
+        labels = (z > 0.5).astype(opts["labels"])
+    if opts.get("mask"):
+        labels = np.where(m, labels, np.nan) if labels.dtype.kind == "f" else labels
+        kw["mask"] = m
+    if opts.get("weight"):
+        kw["weight"] = w
+    if opts.get("label_smoothing"):
+        kw["label_smoothing"] = opts["label_smoothing"]
+    return fn(labels, x, pos_weight=q, **kw)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("reduction,axis", [("none", None), ("sum", None), ("mean", None),
+                                            ("weighted_mean", None), ("mean", 0),
+                                            ("sum", 1)])
+def test_engine_equals_generic_for_every_option(dtype, option, reduction, axis):
+    x, z, q, w, m = _data(dtype)
+    if reduction != "none":
+        x = np.where(np.isfinite(x), x, 2.0).astype(dtype)  # finite sums
+    opts = OPTIONS[option]
+    for fn, kw in ((wce, {}), (focal, {"gamma": 0.5, "alpha": 0.3}), (focal, {"gamma": 2.0})):
+        got = _call(fn, x, z, q, w, m, opts, reduction=reduction, axis=axis, **kw)
+        with generic():
+            ref = _call(fn, x, z, q, w, m, opts, reduction=reduction, axis=axis, **kw)
+        assert got.dtype == ref.dtype == np.dtype(dtype)
+        assert got.shape == ref.shape
+        _close(got, ref, dtype, reduction != "none")
+
+
+@pytest.mark.parametrize("shape,axis", [((), None), ((1,), 0), ((0, 3), 0), ((5, 0), 1),
+                                        ((40, 9, 5), (0, 2)), ((40, 9, 5), 1),
+                                        ((3, 2, 9, 9), (1, 2, 3))])
+def test_engine_shapes_and_axes(shape, axis):
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 3, shape)
+    z = rng.uniform(size=shape)
+    m = rng.uniform(size=shape) > 0.3
+    for red in ("sum", "mean", "weighted_mean"):
+        for kw in ({}, {"mask": m}, {"weight": z + 0.5}):
+            got = wce(z, x, 2.0, reduction=red, axis=axis, **kw)
+            with generic():
+                ref = wce(z, x, 2.0, reduction=red, axis=axis, **kw)
+            assert got.shape == ref.shape
+            np.testing.assert_allclose(got, ref, rtol=1e-12, equal_nan=True)
+
+
+def test_noncontiguous_and_broadcast_operands():
+    x, z, q, w, m = _data("float64", shape=(2 * N, 7))
+    x = np.where(np.isfinite(x), x, 1.0)
+    xs, zs, ms = x[::2], z[::2], m[::2]  # strided rows
+    xt, zt = np.asfortranarray(xs), np.asfortranarray(zs)
+    for xx, zz in ((xs, zs), (xt, zt)):
+        for red, axis in (("none", None), ("mean", None), ("mean", 0)):
+            got = wce(zz, xx, q, weight=w[::2], mask=ms, reduction=red, axis=axis)
+            with generic():
+                ref = wce(zz, xx, q, weight=w[::2], mask=ms, reduction=red, axis=axis)
+            np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """Chunking is fixed and chunk sums are added in chunk order: bitwise equal."""
+    x, z, q, w, m = _data("float32", shape=(5 * N, 7))
+    calls = [
+        lambda: wce(z, x, q),
+        lambda: wce(z, x, q, reduction="mean"),
+        lambda: wce(z, x, q, weight=w, mask=m, reduction="weighted_mean", axis=0),
+        lambda: focal(z, x, gamma=1.5, mask=m, reduction="sum"),
+        lambda: wce_xp.weighted_cross_entropy_grad_hess(z, x, q)[0],
+    ]
+    old = wce_xp.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            wce_xp.set_num_threads(n)
+            results.append([np.asarray(c()) for c in calls])
+    finally:
+        wce_xp.set_num_threads(None if old == _numpy._default_threads() else old)
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_thread_settings(monkeypatch):
+    old = _numpy._threads
+    try:
+        wce_xp.set_num_threads(3)
+        assert wce_xp.get_num_threads() == 3
+        for bad in (0, -1, 1.5, True, "2"):
+            with pytest.raises(ValueError, match="n: expected a positive integer"):
+                wce_xp.set_num_threads(bad)
+        wce_xp.set_num_threads(None)
+        monkeypatch.setenv("WCE_XP_NUM_THREADS", "2")
+        assert wce_xp.get_num_threads() == 2
+        monkeypatch.setenv("WCE_XP_NUM_THREADS", "all")
+        assert wce_xp.get_num_threads() == _numpy.cores() >= 1
+        monkeypatch.setenv("WCE_XP_NUM_THREADS", "many")
+        with pytest.raises(ValueError, match="WCE_XP_NUM_THREADS: expected a positive"):
+            wce_xp.get_num_threads()
+        monkeypatch.delenv("WCE_XP_NUM_THREADS")
+        assert wce_xp.get_num_threads() == 1
+    finally:
+        _numpy._threads = old
+
+
+@pytest.mark.parametrize("option", ["smoothing", "mask", "bool labels", "int labels",
+                                    "axis=0", "weight", "focal", "focal, mask, axis=0"])
+def test_reductions_with_options_stay_in_bounded_memory(option):
+    """4e6 float32 elements (16 MB per array): with every option, the memory beyond the
+    inputs stays a few chunks per thread, under 8 MiB (the generic path: 140-190 MiB)."""
+    n, c = 400_000, 10
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, c)).astype(np.float32)
+    z = (rng.uniform(size=(n, c)) > 0.5).astype(np.float32)
+    kw: dict = {"reduction": "mean"}
+    fn = wce
+    args = [z, x, 2.0]
+    if option == "smoothing":
+        kw["label_smoothing"] = 0.1
+    if "mask" in option:
+        kw["mask"] = rng.uniform(size=(n, c)) > 0.1
+    if option == "bool labels":
+        args[0] = z > 0.5
+    if option == "int labels":
+        args[0] = z.astype(np.int64)
+    if "axis=0" in option:
+        kw["axis"] = 0
+    if option == "weight":
+        kw["weight"] = rng.uniform(size=(n, c)).astype(np.float32)
+        kw["reduction"] = "weighted_mean"
+    if "focal" in option:
+        fn, args = focal, args[:2]
+    old = _numpy._threads
+    try:
+        for threads in (1, 2):
+            wce_xp.set_num_threads(threads)
+            tracemalloc.start()
+            fn(*args, **kw)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert peak < 8 * 2**20, f"{option}, {threads} threads: {peak / 2**20:.1f} MiB"
+    finally:
+        _numpy._threads = old
+
+
+# --- the express lane ---------------------------------------------------------------
+
+
+def _general(monkeypatch):
+    monkeypatch.setattr(_express, "numpy_call", lambda *a, **k: None)
+    monkeypatch.setattr(_express, "torch_call", lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (100, 10), (7, 3, 2)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_express_lane_equals_the_general_path(monkeypatch, shape, dtype):
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 5, shape).astype(dtype)
+    z = (rng.uniform(size=shape) > 0.4).astype(dtype)
+    zs = rng.uniform(-1, 2, shape).astype(dtype)  # outside [0, 1]: validate=False only
+    calls = [(wce, (z, x, 2.0), {}), (wce, (z > 0.5, x, 3), {}),
+             (wce_xp.sigmoid_cross_entropy_with_logits, (z, x), {}),
+             (wce, (zs, x, 1.5), {"validate": False}),
+             (wce_xp.binary_cross_entropy_with_logits, (x, zs), {}),
+             (wce_xp.binary_cross_entropy_with_logits, (x, z), {"pos_weight": 2.0})]
+    reds = ["none", "sum", "mean"]
+    torch = None
+    try:
+        import torch
+    except ImportError:
+        pass
+    fast, slow = [], []
+    for (fn, args, kw), red in itertools.product(calls, reds):
+        fast.append(fn(*args, reduction=red, **kw))
+        if torch is not None:
+            targs = [torch.from_numpy(np.asarray(a)) if isinstance(a, np.ndarray) else a
+                     for a in args]
+            fast.append(fn(*targs, reduction=red, **kw))
+    with monkeypatch.context() as mp:
+        _general(mp)
+        for (fn, args, kw), red in itertools.product(calls, reds):
+            slow.append(fn(*args, reduction=red, **kw))
+            if torch is not None:
+                targs = [torch.from_numpy(np.asarray(a)) if isinstance(a, np.ndarray) else a
+                         for a in args]
+                slow.append(fn(*targs, reduction=red, **kw))
+    for a, b in zip(fast, slow, strict=True):
+        assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_express_lane_leaves_errors_to_the_general_path():
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    z = np.full_like(x, 0.5)
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+        wce(z * 3, x, 1.0)
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+        wce(np.where(x > 0, np.nan, z), x, 1.0)
+    with pytest.raises(ValueError, match="pos_weight: expected a finite non-negative"):
+        wce(z, x, -1.0)
+    with pytest.raises(ValueError, match="pos_weight: expected a finite non-negative"):
+        wce(z, x, float("inf"))
+    with pytest.raises(ValueError, match="validate: expected True, False or 'always'"):
+        wce(z, x, 1.0, validate="sometimes")
+    with pytest.raises(ValueError, match="reduction: expected one of"):
+        wce(z, x, 1.0, reduction="avg")
+    with pytest.raises(ValueError, match="reduction: expected one of"):
+        wce_xp.binary_cross_entropy_with_logits(x, z, reduction="weighted_mean")
+    with pytest.raises(ValueError, match="must have the same shape"):
+        wce(z[:2], x, 1.0)
+    # inputs are never modified
+    before = x.copy(), z.copy()
+    wce(z, x, 2.0)
+    np.testing.assert_array_equal(before[0], x)
+    np.testing.assert_array_equal(before[1], z)
+
+
+# --- PyTorch: the fused reduction and the gradient-only backward ----------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["sum", "mean", "weighted_mean"])
+def test_torch_fused_reduction_forward_backward_equal_generic(dtype, reduction):
+    torch = pytest.importorskip("torch")
+    x, z, q, w, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in _data(dtype))
+    x = torch.where(torch.isfinite(x), x, 1.0)
+    for kw in ({}, {"weight": w}, {"mask": m}, {"weight": w, "mask": m}):
+        out = []
+        for gen in (False, True):
+            xg = x.clone().requires_grad_()
+            if gen:
+                with generic():
+                    v = wce(z, xg, q, reduction=reduction, **kw)
+            else:
+                v = wce(z, xg, q, reduction=reduction, **kw)
+            (g,) = torch.autograd.grad(v, xg)
+            out.append((v.detach().numpy(), g.numpy()))
+        (v1, g1), (v0, g0) = out
+        np.testing.assert_allclose(v1, v0, rtol=1e-5 if dtype == "float32" else 1e-12)
+        scale = np.max(np.abs(g0))
+        assert np.max(np.abs(g1 - g0)) <= 8 * np.finfo(dtype).eps * scale
+
+
+def test_torch_backward_with_a_strided_incoming_gradient():
+    torch = pytest.importorskip("torch")
+    x, z, q, _, _ = (torch.from_numpy(np.ascontiguousarray(a)) for a in _data("float64"))
+    x = torch.where(torch.isfinite(x), x, 1.0)
+    res = []
+    for gen in (False, True):
+        xg = x.clone().requires_grad_()
+        if gen:
+            with generic():
+                loss = wce(z, xg, q)
+        else:
+            loss = wce(z, xg, q)
+        (loss[:, ::2].sum() + (loss.T[1] * 3).sum()).backward()  # strided, expanded grads
+        res.append(xg.grad.numpy())
+    # the gradient (1-z)σ(x) - qzσ(-x) cancels: compare on the scale of its terms (times
+    # the largest incoming gradient, 4)
+    xn, zn, qn = x.numpy(), z.numpy(), q.numpy()
+    with np.errstate(over="ignore"):
+        scale = 4 * ((1 - zn) / (1 + np.exp(-xn)) + qn * zn / (1 + np.exp(xn)))
+    assert np.all(np.abs(res[0] - res[1]) <= 8 * np.finfo(np.float64).eps * scale + 1e-300)
