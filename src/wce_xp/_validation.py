@@ -405,7 +405,7 @@ def prepare(
 
             if not native_numpy.check_masked_labels(z, m):
                 raise ValueError(f"{labels_name}: {label_msg}")
-        elif z.dtype != np.bool_:  # bool labels always lie in [0, 1]
+        elif z.dtype != ns.bool:  # bool labels (kept by the NumPy engine) lie in [0, 1]
             checks.append((labels_name, label_msg, z, 0.0, 1.0))
         if not isinstance(q, float):
             checks.append(("pos_weight", "values must be finite and non-negative "

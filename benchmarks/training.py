@@ -1,0 +1,422 @@
+"""The training matrix: wce_xp against the functions it replaces, where training loops
+call them (issue 9). Writes the ``training`` section of BENCHMARKS.md, a chart per
+backend and ``benchmarks/results/training.json``.
+
+    python benchmarks/training.py            # sizes 1e2 … 1e7 (1e8 for the (N, 10) mean rows)
+    python benchmarks/training.py --quick    # sizes up to 1e5, fewer repetitions
+    python benchmarks/training.py --no-write # print only
+
+Cases: sizes × shapes (N,), (N/10, 10), (N/1000, 1000) × reductions ``none``/``mean``
+× forward / forward+backward × threads (1, the library's default). Peers: PyTorch's
+``binary_cross_entropy_with_logits`` (eager; ``torch.compile``d for the (N, 10) rows),
+optax's ``sigmoid_binary_cross_entropy`` under ``jax.jit``, the plain NumPy formula,
+TensorFlow's ``weighted_cross_entropy_with_logits`` (eager and XLA, forward), and the
+copy roofline (``np.copyto`` of the logits: one read, one write). Every figure is a
+speed-up: the peer's median time over wce_xp's (above 1: wce_xp is faster), both
+measured in the same run on the same machine. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+import wce_xp  # noqa: E402
+from benchmarks.bench import _timeit, machine, write_section  # noqa: E402
+
+Q = 2.0
+SHAPES = {"(N,)": 1, "(N, 10)": 10, "(N, 1000)": 1000}
+
+
+def _shape(n: int, cols: int) -> tuple[int, ...] | None:
+    if cols == 1:
+        return (n,)
+    return None if n < cols else (n // cols, cols)
+
+
+def _data(shape: tuple[int, ...], dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 4, shape).astype(dtype)
+    z = (rng.uniform(size=shape) > 0.8).astype(dtype)
+    return x, z
+
+
+def plain_numpy(z: np.ndarray, x: np.ndarray, reduction: str) -> Any:
+    """The 4-line NumPy formula users write (TensorFlow's)."""
+    lw = 1 + (Q - 1) * z
+    loss = (1 - z) * x + lw * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
+    return loss if reduction == "none" else loss.mean()
+
+
+def _t(fn: Callable[[], Any], big: bool, quick: bool) -> float:
+    return _timeit(fn, min_time=0.05 if quick else (0.2 if big else 0.3),
+                   max_reps=5 if big else 200)
+
+
+# --- NumPy ---------------------------------------------------------------------------
+
+def numpy_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    cores = len(os.sched_getaffinity(0))
+    for shape_name, cols in SHAPES.items():
+        for n in sizes:
+            shape = _shape(n, cols)
+            if shape is None:
+                continue
+            x, z = _data(shape)
+            big = n >= 10**7
+            for red in ("none", "mean"):
+                r: dict[str, Any] = {"backend": "numpy", "shape": shape_name, "n": n,
+                                     "reduction": red, "mode": "forward"}
+                r["plain"] = _t(lambda: plain_numpy(z, x, red), big, quick)
+                for threads in sorted({1, cores}):
+                    wce_xp.set_num_threads(threads)
+                    r[f"wce_xp[{threads}t]"] = _t(
+                        lambda: wce_xp.weighted_cross_entropy_with_logits(
+                            z, x, Q, reduction=red), big, quick)
+                wce_xp.set_num_threads(None)
+                if red == "none":
+                    out = np.empty_like(x)
+                    r["copy"] = _t(lambda: np.copyto(out, x), big, quick)
+                rows.append(r)
+                print(r, flush=True)
+    return rows
+
+
+# --- PyTorch (CPU) -----------------------------------------------------------------
+
+def torch_rows(sizes: list[int], quick: bool, compiled: bool) -> list[dict[str, Any]]:
+    import torch
+    import torch.nn.functional as F
+
+    default_threads = torch.get_num_threads()
+    pw = torch.tensor(Q)
+    native = F.binary_cross_entropy_with_logits
+    comp = torch.compile(native, dynamic=True) if compiled else None
+    rows = []
+    for shape_name, cols in SHAPES.items():
+        for n in sizes:
+            shape = _shape(n, cols)
+            if shape is None:
+                continue
+            xn, zn = _data(shape)
+            x, z = torch.from_numpy(xn), torch.from_numpy(zn)
+            big = n >= 10**7
+            for red in ("none", "mean"):
+                for mode in ("forward", "forward+backward"):
+                    r: dict[str, Any] = {"backend": "torch", "shape": shape_name, "n": n,
+                                         "reduction": red, "mode": mode}
+
+                    def run(f: Callable[..., Any], mode: str = mode, red: str = red) -> Any:
+                        if mode == "forward":
+                            with torch.no_grad():
+                                return f(x, z, pos_weight=pw, reduction=red)
+                        xg = x.detach().requires_grad_()
+                        out = f(xg, z, pos_weight=pw, reduction=red)
+                        (out if red == "mean" else out.sum()).backward()
+                        return None
+
+                    for threads in sorted({1, default_threads}):
+                        torch.set_num_threads(threads)
+                        tag = f"{threads}t"
+                        r[f"native[{tag}]"] = _t(lambda: run(native), big, quick)
+                        r[f"wce_xp[{tag}]"] = _t(
+                            lambda: run(wce_xp.binary_cross_entropy_with_logits),
+                            big, quick)
+                        if comp is not None and cols == 10 and red == "mean" \
+                                and threads == default_threads and n >= 10**3:
+                            r[f"native compiled[{tag}]"] = _t(
+                                lambda: run(comp), big, quick)
+                    torch.set_num_threads(default_threads)
+                    rows.append(r)
+                    print(r, flush=True)
+    return rows
+
+
+# --- JAX ---------------------------------------------------------------------------
+
+def jax_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    rows = []
+
+    def ox(x: Any, z: Any, red: str) -> Any:
+        loss = optax.sigmoid_binary_cross_entropy(x, z)
+        return loss if red == "none" else jnp.mean(loss)
+
+    def wx(x: Any, z: Any, red: str) -> Any:
+        return wce_xp.sigmoid_cross_entropy_with_logits(z, x, reduction=red)
+
+    for shape_name, cols in SHAPES.items():
+        for n in sizes:
+            shape = _shape(n, cols)
+            if shape is None:
+                continue
+            xn, zn = _data(shape)
+            x, z = jnp.asarray(xn), jnp.asarray(zn)
+            big = n >= 10**7
+            for red in ("none", "mean"):
+                for mode in ("forward", "forward+backward"):
+                    r: dict[str, Any] = {"backend": "jax", "shape": shape_name, "n": n,
+                                         "reduction": red, "mode": mode}
+                    for name, f in (("optax", ox), ("wce_xp", wx)):
+                        if mode == "forward":
+                            g = jax.jit(lambda x, z, f=f, red=red: f(x, z, red))
+                        else:
+                            g = jax.jit(jax.grad(
+                                lambda x, z, f=f, red=red: jnp.sum(f(x, z, red))))
+                        r[name] = _t(lambda g=g: g(x, z).block_until_ready(), big, quick)
+                    rows.append(r)
+                    print(r, flush=True)
+    return rows
+
+
+# --- TensorFlow (forward) ----------------------------------------------------------
+
+def tf_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    rows = []
+    native = tf.nn.weighted_cross_entropy_with_logits
+    xla = tf.function(lambda z, x: tf.reduce_mean(native(z, x, Q)), jit_compile=True)
+    for n in sizes:
+        shape = _shape(n, 10)
+        if shape is None:
+            continue
+        xn, zn = _data(shape)
+        x, z = tf.constant(xn), tf.constant(zn)
+        big = n >= 10**7
+        r: dict[str, Any] = {"backend": "tensorflow", "shape": "(N, 10)", "n": n,
+                             "reduction": "mean", "mode": "forward"}
+        r["native eager"] = _t(lambda: tf.reduce_mean(native(z, x, Q)).numpy(), big, quick)
+        r["native XLA"] = _t(lambda: xla(z, x).numpy(), big, quick)
+        r["wce_xp"] = _t(lambda: wce_xp.weighted_cross_entropy_with_logits(
+            z, x, Q, reduction="mean").numpy(), big, quick)
+        rows.append(r)
+        print(r, flush=True)
+    return rows
+
+
+# --- per-call cost -----------------------------------------------------------------
+
+def per_call_rows(quick: bool) -> list[dict[str, Any]]:
+    """Default arguments, small inputs: the cost of dispatch and checks."""
+    import torch
+    import torch.nn.functional as F
+
+    rows = []
+    for n in (1, 10, 100, 1000, 10_000):
+        shape = (max(n // 10, 1), min(n, 10))
+        xn, zn = _data(shape)
+        x, z = torch.from_numpy(xn), torch.from_numpy(zn)
+        r: dict[str, Any] = {"n": n, "shape": str(shape)}
+        r["numpy plain"] = _t(lambda: plain_numpy(zn, xn, "none"), False, quick)
+        r["numpy wce_xp"] = _t(lambda: wce_xp.weighted_cross_entropy_with_logits(
+            zn, xn, Q), False, quick)
+        r["torch native"] = _t(lambda: F.binary_cross_entropy_with_logits(x, z),
+                               False, quick)
+        r["torch wce_xp"] = _t(lambda: wce_xp.binary_cross_entropy_with_logits(
+            x, z), False, quick)
+        xg = x.detach().requires_grad_()
+        r["torch native fwd+bwd"] = _t(
+            lambda: F.binary_cross_entropy_with_logits(xg, z).backward(),
+            False, quick)
+        r["torch wce_xp fwd+bwd"] = _t(
+            lambda: wce_xp.binary_cross_entropy_with_logits(xg, z).backward(),
+            False, quick)
+        rows.append(r)
+        print(r, flush=True)
+    return rows
+
+
+# --- report ------------------------------------------------------------------------
+
+def _ratio(r: dict[str, Any], peer: str, ours: str) -> str:
+    if peer not in r or ours not in r:
+        return "—"
+    return f"{r[peer] / r[ours]:.2f}"
+
+
+def _matrix(rows: list[dict[str, Any]], backend: str, peer: str, ours: str,
+            cols: list[tuple[str, str]]) -> str:
+    head = "| shape | n | " + " | ".join(f"{red} {mode}" for red, mode in cols) + " |\n"
+    head += "|---|---|" + "---|" * len(cols) + "\n"
+    keyed = {(r["shape"], r["n"], r["reduction"], r["mode"]): r for r in rows
+             if r["backend"] == backend}
+    body = ""
+    for shape in SHAPES:
+        for n in sorted({k[1] for k in keyed if k[0] == shape}):
+            cells = [_ratio(keyed.get((shape, n, red, mode), {}), peer, ours)
+                     for red, mode in cols]
+            body += f"| {shape} | {n:.0e} | " + " | ".join(cells) + " |\n"
+    return head + body
+
+
+def chart(rows: list[dict[str, Any]], backend: str, impls: list[str], path: Path,
+          title: str, reduction: str, mode: str, shape: str = "(N, 10)") -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no chart", file=sys.stderr)
+        return
+    sel = sorted((r for r in rows if r["backend"] == backend and r["shape"] == shape
+                  and r["reduction"] == reduction and r["mode"] == mode),
+                 key=lambda r: r["n"])
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for c in impls:
+        pts = [(r["n"], r["n"] / r[c] / 1e6) for r in sel if c in r]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=c)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"elements, shape {shape}")
+    ax.set_ylabel("million elements / s")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"wrote {path}")
+
+
+def report(rows: list[dict[str, Any]], per_call: list[dict[str, Any]], cores: int,
+           torch_threads: int) -> str:
+    date = time.strftime("%Y-%m-%d")
+    out = [f"### Training matrix (issue 9) — measured {date}", "", f"Machine: {machine()}.",
+           "Speed-ups: the peer's median time over wce_xp's in the same run (above 1: "
+           "wce_xp is faster). float32, labels 0/1, `pos_weight=2`.", ""]
+    out += ["#### Per-call cost (default arguments; µs per call)", "",
+            "| n | shape | NumPy plain | NumPy wce_xp | ratio | torch native | torch wce_xp "
+            "| ratio | torch native fwd+bwd | torch wce_xp fwd+bwd | ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in per_call:
+        def us(k: str, r: dict[str, Any] = r) -> str:
+            return f"{r[k] * 1e6:.1f}"
+
+        out.append(f"| {r['n']} | {r['shape']} | {us('numpy plain')} | {us('numpy wce_xp')} | "
+                   f"{r['numpy wce_xp'] / r['numpy plain']:.2f}× | {us('torch native')} | "
+                   f"{us('torch wce_xp')} | {r['torch wce_xp'] / r['torch native']:.2f}× | "
+                   f"{us('torch native fwd+bwd')} | {us('torch wce_xp fwd+bwd')} | "
+                   f"{r['torch wce_xp fwd+bwd'] / r['torch native fwd+bwd']:.2f}× |")
+    out += ["", "(ratio here: wce_xp's time over the peer's; the target is at most 1.5×.)", ""]
+    both = [("none", "forward"), ("none", "forward+backward"), ("mean", "forward"),
+            ("mean", "forward+backward")]
+    if any(r["backend"] == "torch" for r in rows):
+        for t in sorted({1, torch_threads}):
+            out += [f"#### PyTorch CPU, {t} thread(s): speed-up over "
+                    "`F.binary_cross_entropy_with_logits`", "",
+                    _matrix(rows, "torch", f"native[{t}t]", f"wce_xp[{t}t]", both)]
+        comp = [r for r in rows if r["backend"] == "torch" and any("compiled" in k for k in r)]
+        if comp:
+            out += ["#### PyTorch CPU, (N, 10), `mean`: wce_xp (eager) against the "
+                    "`torch.compile`d native function", "", "| n | forward | forward+backward |",
+                    "|---|---|---|"]
+            for n in sorted({r["n"] for r in comp}):
+                cells = []
+                for mode in ("forward", "forward+backward"):
+                    r = next((r for r in comp if r["n"] == n and r["mode"] == mode), {})
+                    k = next((k for k in r if "compiled" in k), None)
+                    ours = f"wce_xp[{torch_threads}t]"
+                    cells.append("—" if k is None else _ratio(r, k, ours))
+                out.append(f"| {n:.0e} | " + " | ".join(cells) + " |")
+            out.append("")
+    if any(r["backend"] == "numpy" for r in rows):
+        fwd = [("none", "forward"), ("mean", "forward")]
+        for t in sorted({1, cores}):
+            out += [f"#### NumPy, {t} thread(s): speed-up over the plain NumPy formula", "",
+                    _matrix(rows, "numpy", "plain", f"wce_xp[{t}t]", fwd)]
+        out += ["#### NumPy: throughput against threads (million elements/s, `none`, "
+                "(N, 10)), with the copy roofline", "",
+                "| n | " + " | ".join(f"{t} thread(s)" for t in sorted({1, cores}))
+                + " | copy |", "|---|" + "---|" * (len({1, cores}) + 1)]
+        for r in rows:
+            if r["backend"] == "numpy" and r["shape"] == "(N, 10)" and r["reduction"] == "none":
+                cells = [f"{r['n'] / r[f'wce_xp[{t}t]'] / 1e6:,.0f}" for t in sorted({1, cores})]
+                cells.append(f"{r['n'] / r['copy'] / 1e6:,.0f}")
+                out.append(f"| {r['n']:.0e} | " + " | ".join(cells) + " |")
+        out.append("")
+    if any(r["backend"] == "jax" for r in rows):
+        out += ["#### JAX under `jit`: speed-up over optax's `sigmoid_binary_cross_entropy` "
+                "(`grad` for forward+backward)", "", _matrix(rows, "jax", "optax", "wce_xp", both)]
+    if any(r["backend"] == "tensorflow" for r in rows):
+        out += ["#### TensorFlow, (N, 10), `mean`, forward: speed-up over "
+                "`tf.nn.weighted_cross_entropy_with_logits`", "", "| n | eager | XLA |",
+                "|---|---|---|"]
+        for r in rows:
+            if r["backend"] == "tensorflow":
+                out.append(f"| {r['n']:.0e} | {_ratio(r, 'native eager', 'wce_xp')} | "
+                           f"{_ratio(r, 'native XLA', 'wce_xp')} |")
+        out.append("")
+    out += ["Charts: `benchmarks/training_<backend>.png` ((N, 10), throughput against size).",
+            ""]
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--only", default="numpy,torch,jax,tensorflow,percall")
+    args = ap.parse_args()
+    sizes = [10**k for k in range(2, 6 if args.quick else 8)]
+    only = set(args.only.split(","))
+    cores = len(os.sched_getaffinity(0))
+    rows: list[dict[str, Any]] = []
+    per_call: list[dict[str, Any]] = []
+    torch_threads = 1
+    if "percall" in only:
+        per_call = per_call_rows(args.quick)
+    if "numpy" in only:
+        rows += numpy_rows(sizes, args.quick)
+    if "torch" in only:
+        import torch
+
+        torch_threads = torch.get_num_threads()
+        rows += torch_rows(sizes, args.quick, compiled=not args.quick)
+    if "jax" in only:
+        rows += jax_rows(sizes, args.quick)
+    if "tensorflow" in only:
+        try:
+            rows += tf_rows(sizes, args.quick)
+        except ImportError:
+            print("TensorFlow missing: no TensorFlow rows", file=sys.stderr)
+    text = report(rows, per_call, cores, torch_threads)
+    print(text)
+    if not args.no_write:
+        res = ROOT / "benchmarks" / "results"
+        res.mkdir(exist_ok=True)
+        (res / "training.json").write_text(json.dumps(
+            {"machine": machine(), "rows": rows, "per_call": per_call}, indent=1))
+        write_section("training", text)
+        for backend, impls, red, mode in (
+                ("numpy", ["plain", *(f"wce_xp[{t}t]" for t in sorted({1, cores})), "copy"],
+                 "none", "forward"),
+                ("torch", [f"native[{torch_threads}t]", f"wce_xp[{torch_threads}t]",
+                           f"native compiled[{torch_threads}t]"], "mean", "forward+backward"),
+                ("jax", ["optax", "wce_xp"], "mean", "forward+backward")):
+            if any(r["backend"] == backend for r in rows):
+                chart(rows, backend, impls, ROOT / "benchmarks" / f"training_{backend}.png",
+                      f"{backend}: {red}, {mode}", red, mode)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
