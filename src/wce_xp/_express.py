@@ -6,10 +6,11 @@ broadcasting, the options) costs more than the arithmetic. This lane takes only 
 it can decide by a handful of exact type and dtype tests: NumPy arrays or PyTorch CPU
 tensors of float32/float64 logits, labels of the same dtype (or bool) and shape, a
 Python number or nothing as ``pos_weight``, no weight, mask, smoothing or axis, no
-``xp``. It returns None for anything else (and for anything it would refuse), and the
-general path then decides, with its errors. The arithmetic is the NumPy engine's one-
-chunk kernel, the same as the general path's, so results are bitwise identical
-(tests/test_native.py compares them).
+``xp``, and (PyTorch) a gradient in the logits at most. It returns None for anything
+else (and for anything it would refuse), and the general path then decides, with its
+errors. The arithmetic is the NumPy engine's one-chunk kernel and the native path's
+autograd Functions, the same as the general path's, so results are bitwise identical
+(tests/test_engine.py compares them).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def _torch() -> tuple[Any, ...]:
 
 def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
                reduction: str) -> Any:
-    """The loss of one call on CPU tensors that need no gradient, or None."""
+    """The loss of one call on CPU tensors (through the native path's autograd Functions
+    where the logits require a gradient), or None."""
     import torch
 
     tensor, f32, f64, tbool, fwad = _torch()
@@ -94,8 +96,9 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
             or not x.is_cpu or not z.is_cpu or z.shape != x.shape
             or not 0 < x.numel() <= _numpy.CHUNK or _dispatch._FORCE_GENERIC):
         return None
-    if torch.is_grad_enabled() and (x.requires_grad or z.requires_grad):
-        return None  # autograd: the general path's Functions
+    grad = torch.is_grad_enabled() and x.requires_grad
+    if torch.is_grad_enabled() and z.requires_grad:
+        return None  # a gradient in the labels: the general path's generic graph
     if (torch.compiler.is_compiling() or fwad._current_level >= 0
             or torch._C._functorch.is_functorch_wrapped_tensor(x)
             or torch._C._functorch.is_functorch_wrapped_tensor(z)):
@@ -104,8 +107,15 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     q = None if checked is None else _q(pos_weight, checked)
     if q is None:
         return None
-    zn, xn = z.numpy(), x.numpy()
+    zn, xn = z.numpy(), x.detach().numpy()
     if checked and not _labels_ok(zn):
         return None
+    if grad:  # the autograd Functions of the native path, without the front door
+        from ._native import _torch as native_torch
+
+        if reduction == "none":
+            return native_torch.weighted_loss(z, x, q, nonneg=bool(checked))
+        return native_torch.reduced_loss(z, x, q, weight=None, mask=None,
+                                         reduction=reduction, nonneg=bool(checked))
     out = _numpy.one_chunk(zn, xn, q, nonneg=bool(checked), reduction=reduction)
     return torch.from_numpy(out if reduction == "none" else np.asarray(out, xn.dtype))

@@ -370,6 +370,16 @@ def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
     outs = [np.empty(x.shape, x.dtype) for _ in range(n_out)]
     if x.size == 0:
         return outs
+    if x.size <= CHUNK and x.ndim and z.shape == x.shape:  # one chunk: ufuncs broadcast
+        with np.errstate(**_QUIET):  # type: ignore[arg-type]
+            kernel(x, z, q, _Buffers(x.shape, x.dtype), *outs)
+            if extra is not None:
+                np.multiply(outs[0], extra, out=outs[0])
+        return outs
+    if isinstance(extra, float):
+        outs = _map(kernel, z, x, q, n_out, threads)
+        np.multiply(outs[0], extra, out=outs[0])
+        return outs
     lay = _Layout(x, {"z": z, "q": q, "e": extra}, None)
     views = [o.reshape(lay.x.shape) for o in outs]
 
@@ -392,9 +402,10 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False,
     return _map(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1, threads)[0]
 
 
-def grad(z: Array, x: Array, q: Array | float, *, scale: Array | None = None,
+def grad(z: Array, x: Array, q: Array | float, *, scale: Array | float | None = None,
          threads: int | None = None) -> Array:
-    """The gradient in ``x``, times ``scale`` (broadcasting to ``x``) if given."""
+    """The gradient in ``x``, times ``scale`` (a number, or an array broadcasting to
+    ``x``) if given."""
     return _map(_chunk_grad, z, x, q, 1, threads, extra=scale)[0]
 
 
@@ -456,6 +467,13 @@ def loss(
     x = np.asarray(x)
     dtype = x.dtype
     red = reduction != "none"
+    if (weight is None and mask is None and not smoothing and focal is None
+            and isinstance(q, float) and 0 < x.size <= CHUNK and z.shape == x.shape
+            and (z.dtype == dtype or z.dtype == np.bool_)
+            and (not red or axes == tuple(range(x.ndim)))):
+        value = one_chunk(z, x, q, nonneg=nonneg, reduction=reduction)  # the short way
+        denom = float(x.size) if reduction == "mean" else None
+        return (value, denom) if with_denominator else value
     lay = _Layout(x, {"z": z, "q": q, "w": weight, "m": mask}, axes if red else None)
     kernel = _chunk_loss if nonneg else _chunk_loss_signed
     out = None if red else np.empty(x.shape, dtype)

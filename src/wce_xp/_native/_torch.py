@@ -131,7 +131,10 @@ def _make_function() -> Any:
                     g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
                                     threads=_threads())
                     return None, torch.from_numpy(g), None, None, None
-                g = _run(ctx.kind, "grad", z, x, q)
+                if ctx.kind == "numpy":
+                    g = _run("numpy", "grad", z, x, q)
+                else:  # CuPy's kernel gives the Hessian too
+                    g, _ = _run(ctx.kind, "grad_hess", z, x, q)
                 return None, go * g, None, None, None
             # create_graph=True: d/dx = (1 - z)·σ(x) - q·z·σ(-x), with a σ whose own derivative is
             # accurate too (torch.sigmoid's backward forms 1 - σ, which cancels)
@@ -168,17 +171,22 @@ def _make_reduced_function() -> Any:
             q = next(it) if ctx.q else ctx.q_float
             w = next(it) if ctx.w else None
             m = next(it) if ctx.m else None
-            scale = go if ctx.denom is None else go / ctx.denom
             if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
                 g = (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
-            else:
-                g = torch.from_numpy(_numpy.grad(_np(z), _np(x), _np(q),
-                                                 threads=_threads()))
+                if w is not None:
+                    g = g * w
+                if m is not None:
+                    g = torch.where(m, g, 0.0)
+                return (g * (go if ctx.denom is None else go / ctx.denom),
+                        None, None, None, None, None, None)
+            # one chunked pass, the incoming gradient and the mean's 1/n folded in
+            scale = float(go) if ctx.denom is None else float(go) / ctx.denom
+            gn = _numpy.grad(_np(z), _np(x), _np(q), scale=scale, threads=_threads())
             if w is not None:
-                g = g * w
+                np.multiply(gn, _np(w), out=gn)
             if m is not None:
-                g = torch.where(m, g, 0.0)
-            return g * scale, None, None, None, None, None, None
+                np.multiply(gn, _np(m), out=gn)  # masked elements: z = x = 0, finite
+            return torch.from_numpy(gn), None, None, None, None, None, None
 
     return ReducedLoss
 
