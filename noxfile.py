@@ -56,7 +56,8 @@ def numpy(session: nox.Session) -> None:
     _pytest(session, "numpy")
     # the docstrings' examples (TensorFlow's and Keras's modules: in their own sessions)
     session.run("pytest", "--doctest-modules", "src/wce_xp", "--ignore=src/wce_xp/_tf.py",
-                "--ignore=src/wce_xp/_native/_tf.py", "--ignore=src/wce_xp/keras.py")
+                "--ignore=src/wce_xp/_native/_tf.py", "--ignore=src/wce_xp/keras.py",
+                "--ignore=src/wce_xp/_native/_triton_kernels.py")
 
 
 @nox.session
@@ -67,7 +68,10 @@ def array_api_strict(session: nox.Session) -> None:
 
 @nox.session
 def torch(session: nox.Session) -> None:
+    """The suite on torch.Tensor, plus the Triton kernels (for CUDA tensors without CuPy)
+    through Triton's interpreter on the CPU."""
     _with_peers(session, "test")
+    session.install("triton")  # a CPU-runnable wheel; PyTorch's CPU build lacks it
     _pytest(session, "torch")
 
 

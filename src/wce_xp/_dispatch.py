@@ -1,9 +1,10 @@
 """Pick an implementation per backend: a measured-faster native path, else the generic one.
 
 Order (SciPy's): NumPy's chunked kernel → the backend's fused kernel (CuPy; PyTorch
-through the NumPy or CuPy kernel) → Dask ``map_blocks`` over the NumPy kernel → the
-generic array-API code. Every native path is tested against the generic one in
-tests/test_native.py; BENCHMARKS.md has the measurements that justify each.
+through the NumPy or CuPy kernel, or Triton's on CUDA without CuPy) → Dask
+``map_blocks`` over the NumPy kernel → the generic array-API code. Every native path is
+tested against the generic one in tests/test_native.py; BENCHMARKS.md has the
+measurements that justify each.
 JAX and array-api-strict always take the generic path: XLA fuses it under ``jit``
 as well as a hand-written kernel would, and strict is the conformance reference.
 Eager TensorFlow runs the generic code compiled by XLA (``_native/_tf.py``); inside
@@ -150,6 +151,12 @@ def _torch_reduced(
     if kind == "numpy":
         return _torch.reduced_loss(z, x, q, weight=weight, mask=mask, reduction=reduction,
                                    nonneg=nonneg)
+    if kind == "triton":
+        from ._native import _triton
+
+        if weight is not None or mask is not None:
+            return None
+        return _triton.reduced(z, x, q, reduction)
     tensors = [t for t in (z, x, q, weight, mask) if isinstance(t, torch.Tensor)]
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None  # autograd needs the elementwise graph

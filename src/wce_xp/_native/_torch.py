@@ -8,6 +8,8 @@ go through the cache-sized NumPy kernel; CUDA tensors go to CuPy's fused kernel
 through DLPack when CuPy is installed. The backward pass is written in torch ops,
 so it is itself differentiable (Hessians through autograd work).
 
+CUDA tensors without CuPy go to the Triton kernels of ``_triton.py``.
+
 It is used only where it is exact to do so: a plain tensor (no functorch transform,
 no ``torch.compile`` tracing), float32/float64, and only the logits requiring a
 gradient. Anything else takes the generic path.
@@ -37,7 +39,9 @@ def _kernel_backend(x: Any) -> str | None:
         try:
             import cupy  # noqa: F401
         except Exception:
-            return None
+            from . import _triton  # PyTorch's CUDA builds ship Triton
+
+            return "triton" if _triton.available() else None
         return "cupy"
     return None
 
@@ -227,6 +231,10 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False)
     kind = _kernel_backend(x)
     if kind is None or type(z) is not torch.Tensor:
         return None
+    if kind == "triton":
+        from . import _triton
+
+        return _triton.loss(z, x, q)
     if not isinstance(q, float) and (type(q) is not torch.Tensor or q.requires_grad):
         return None
     if z.requires_grad or z.device != x.device:
@@ -243,8 +251,8 @@ def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array] | Non
     import torch
 
     kind = _kernel_backend(x)
-    if kind is None or type(z) is not torch.Tensor:
-        return None
+    if kind is None or kind == "triton" or type(z) is not torch.Tensor:
+        return None  # (Triton: the generic grad_hess, one fusion under torch.compile too)
     if not isinstance(q, float) and type(q) is not torch.Tensor:
         return None
     if (x.requires_grad or z.requires_grad or getattr(q, "requires_grad", False)) and \
