@@ -51,15 +51,19 @@ def _q_variants(q, x):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_loss_equals_generic(T, dtype):
+    """The kernel computes in float64: float32 results are the float64 reference rounded
+    (within 2 eps); float64 ones within 8 eps of the generic float64 loss (itself ≤ 4 ulp)."""
     x, z, q = _data(dtype)
     eps = torch.finfo(dtype).eps
     for qq in _q_variants(q, x):
         got = T.weighted_loss(z, x, qq)
-        ref = _core.weighted_loss(z, x, qq, xp=tx)
+        q64 = qq if isinstance(qq, float) else qq.double()
+        ref = _core.weighted_loss(z.double(), x.double(), q64, xp=tx)
         assert got.dtype == dtype and got.device == x.device
-        fin = torch.isfinite(ref)
-        rel = ((got - ref).abs() / ref.abs().clamp_min(1e-30))[fin]
-        assert rel.max() <= 8 * eps, rel.max()
+        fin = torch.isfinite(ref) & (ref.abs() > 1e-30)
+        rel = ((got.double() - ref).abs() / ref.abs())[fin]
+        assert rel.max() <= (2 if dtype == torch.float32 else 8) * eps, rel.max()
+        ref = ref.to(dtype)
         assert torch.equal(torch.isnan(got), torch.isnan(ref))
         assert torch.equal(got[torch.isinf(ref)], ref[torch.isinf(ref)])
 
