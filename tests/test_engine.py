@@ -215,7 +215,7 @@ def _general(monkeypatch):
     monkeypatch.setattr(_express, "torch_call", lambda *a, **k: None)
 
 
-@pytest.mark.parametrize("shape", [(), (1,), (100, 10), (7, 3, 2)])
+@pytest.mark.parametrize("shape", [(), (1,), (100, 10), (7, 3, 2), (5000, 10)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_express_lane_equals_the_general_path(monkeypatch, shape, dtype):
     rng = np.random.default_rng(1)
@@ -227,6 +227,10 @@ def test_express_lane_equals_the_general_path(monkeypatch, shape, dtype):
              (wce, (zs, x, 1.5), {"validate": False}),
              (wce_xp.binary_cross_entropy_with_logits, (x, zs), {}),
              (wce_xp.binary_cross_entropy_with_logits, (x, z), {"pos_weight": 2.0})]
+    if shape:  # pos_weight arrays: one per class, and one value in a 0-d array
+        qc = rng.uniform(0, 3, shape[-1:]).astype(dtype)
+        calls += [(wce, (z, x, qc), {}), (wce, (z, x, np.asarray(qc[0])), {}),
+                  (wce_xp.binary_cross_entropy_with_logits, (x, zs, None, qc), {})]
     reds = ["none", "sum", "mean"]
     try:
         import torch

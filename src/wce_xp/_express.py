@@ -5,7 +5,8 @@ the general front door (:func:`wce_xp._validation.prepare`: classification, conv
 broadcasting, the options) costs more than the arithmetic. This lane takes only calls
 it can decide by a handful of exact type and dtype tests: NumPy arrays or PyTorch CPU
 tensors of float32/float64 logits, labels of the same dtype (or bool) and shape, a
-Python number or nothing as ``pos_weight``, no weight, mask, smoothing or axis, no
+Python number, nothing, or an array of the logits' library and dtype holding one
+value or one per class as ``pos_weight``, no weight, mask, smoothing or axis, no
 ``xp``, and (PyTorch) a gradient in the logits at most. It returns None for anything
 else (and for anything it would refuse), and the general path then decides, with its
 errors. The arithmetic is the NumPy engine's one-chunk kernel and the native path's
@@ -48,6 +49,20 @@ def _q(pos_weight: Any, checked: bool) -> float | None:
     return q
 
 
+def _q_array(q: np.ndarray, x: np.ndarray, checked: bool) -> np.ndarray | float | None:
+    """A NumPy ``pos_weight`` of the logits' dtype: one value (as a float) or one per
+    class along the last axis; None for anything else or anything refused."""
+    if q.dtype != x.dtype or not x.ndim:
+        return None
+    if q.ndim == 0:
+        return _q(float(q), checked)
+    if q.ndim != 1 or q.shape[0] != x.shape[-1] or not q.size:
+        return None
+    if checked and not (_MIN(q) >= 0.0 and _MAX(q) < math.inf):
+        return None
+    return q
+
+
 _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 
 
@@ -62,14 +77,25 @@ def numpy_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     """The loss of one NumPy call, or None where the general path must decide."""
     x, z = logits, labels
     if (x.dtype not in _FLOATS or (z.dtype != x.dtype and z.dtype != _BOOL)
-            or z.shape != x.shape or not 0 < x.size <= _numpy.CHUNK
-            or _dispatch._FORCE_GENERIC):
+            or z.shape != x.shape or not x.size or _dispatch._FORCE_GENERIC):
         return None
     checked = _checked(validate)
-    q = None if checked is None else _q(pos_weight, checked)
+    if checked is None:
+        return None
+    q = _q_array(pos_weight, x, checked) if type(pos_weight) is np.ndarray else \
+        _q(pos_weight, checked)
     if q is None or (checked and not _labels_ok(z)):
         return None
-    out = _numpy.one_chunk(z, x, q, nonneg=bool(checked), reduction=reduction)
+    return _engine(z, x, q, checked, reduction, None)
+
+
+def _engine(z: np.ndarray, x: np.ndarray, q: Any, nonneg: bool, reduction: str,
+            threads: int | None) -> np.ndarray:
+    if x.size <= _numpy.CHUNK and isinstance(q, float):
+        out = _numpy.one_chunk(z, x, q, nonneg=nonneg, reduction=reduction)
+    else:
+        out = _numpy.loss(z, x, q, reduction=reduction, axes=tuple(range(x.ndim)),
+                          nonneg=nonneg, threads=threads)
     return out if reduction == "none" else np.asarray(out, x.dtype)
 
 
@@ -94,7 +120,7 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     if (type(z) is not tensor or x.is_cuda or z.is_cuda or (x.dtype is not f32
             and x.dtype is not f64) or (z.dtype is not x.dtype and z.dtype is not tbool)
             or not x.is_cpu or not z.is_cpu or z.shape != x.shape
-            or not 0 < x.numel() <= _numpy.CHUNK or _dispatch._FORCE_GENERIC):
+            or not x.numel() or _dispatch._FORCE_GENERIC):
         return None
     grad = torch.is_grad_enabled() and x.requires_grad
     if torch.is_grad_enabled() and z.requires_grad:
@@ -104,18 +130,28 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
             or torch._C._functorch.is_functorch_wrapped_tensor(z)):
         return None
     checked = _checked(validate)
-    q = None if checked is None else _q(pos_weight, checked)
-    if q is None:
+    if checked is None:
         return None
     zn, xn = z.numpy(), x.detach().numpy()
-    if checked and not _labels_ok(zn):
+    if type(pos_weight) is tensor:  # PyTorch's own pos_weight: a CPU tensor, no gradient
+        if (pos_weight.is_cuda or not pos_weight.is_cpu or pos_weight.requires_grad
+                or fwad._current_level >= 0):
+            return None
+        qn = _q_array(pos_weight.numpy(), xn, checked)
+        q: Any = qn if isinstance(qn, float) or qn is None else pos_weight
+    else:
+        q = _q(pos_weight, checked)
+    if q is None or (checked and not _labels_ok(zn)):
         return None
     if grad:  # the autograd Functions of the native path, without the front door
         from ._native import _torch as native_torch
 
         if reduction == "none":
-            return native_torch.weighted_loss(z, x, q, nonneg=bool(checked))
+            return native_torch.weighted_loss(z, x, q, nonneg=checked)
         return native_torch.reduced_loss(z, x, q, weight=None, mask=None,
-                                         reduction=reduction, nonneg=bool(checked))
-    out = _numpy.one_chunk(zn, xn, q, nonneg=bool(checked), reduction=reduction)
-    return torch.from_numpy(out if reduction == "none" else np.asarray(out, xn.dtype))
+                                         reduction=reduction, nonneg=checked)
+    from ._native._torch import _threads
+
+    threads = 1 if x.numel() <= _numpy.CHUNK else _threads()
+    qe = q if isinstance(q, float) else q.numpy()
+    return torch.from_numpy(_engine(zn, xn, qe, checked, reduction, threads))
