@@ -244,6 +244,68 @@ def per_call_rows(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+# --- memory with every option (NumPy, 1e8 float32) ------------------------------------
+
+def memory_rows(n: int) -> list[dict[str, Any]]:
+    """Peak memory traced beyond the inputs (tracemalloc; NumPy reports its buffers to
+    it), for each option, with wce_xp's engine and with the generic path."""
+    import tracemalloc
+
+    from wce_xp import _dispatch
+
+    cols = 10
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 4, (n // cols, cols)).astype(np.float32)
+    z = (rng.uniform(size=x.shape) > 0.8).astype(np.float32)
+    extra: dict[str, Any] = {}
+    wce, focal = wce_xp.weighted_cross_entropy_with_logits, wce_xp.sigmoid_focal_loss
+    cases: dict[str, Callable[[], Any]] = {
+        "plain": lambda: wce(z, x, Q, reduction="mean"),
+        "label_smoothing=0.1": lambda: wce(z, x, Q, label_smoothing=0.1, reduction="mean"),
+        "mask": lambda: wce(z, x, Q, mask=extra["mask"], reduction="mean"),
+        "bool labels": lambda: wce(extra["zb"], x, Q, reduction="mean"),
+        "int8 labels": lambda: wce(extra["zi"], x, Q, reduction="mean"),
+        "weight (per element)": lambda: wce(z, x, Q, weight=extra["w"],
+                                            reduction="weighted_mean"),
+        "pos_weight per class": lambda: wce(z, x, extra["q"], reduction="mean"),
+        "axis=0": lambda: wce(z, x, Q, reduction="mean", axis=0),
+        "axis=1": lambda: wce(z, x, Q, reduction="sum", axis=1),
+        "sigmoid_focal_loss": lambda: focal(z, x, reduction="mean"),
+        "sigmoid_focal_loss, mask, axis=0": lambda: focal(z, x, mask=extra["mask"],
+                                                           reduction="mean", axis=0),
+    }
+    rows = []
+    for name, fn in cases.items():
+        extra.clear()
+        if "mask" in name:
+            extra["mask"] = rng.uniform(size=x.shape) > 0.1
+        if name == "bool labels":
+            extra["zb"] = z > 0.5
+        if name == "int8 labels":
+            extra["zi"] = z.astype(np.int8)
+        if name.startswith("weight"):
+            extra["w"] = rng.uniform(size=x.shape).astype(np.float32)
+        if name == "pos_weight per class":
+            extra["q"] = rng.uniform(0, 3, cols).astype(np.float32)
+        r: dict[str, Any] = {"option": name, "n": n}
+        for label, ctx in (("wce_xp", None), ("generic", _dispatch.generic_only)):
+            if label == "generic" and n > 10**7:
+                continue  # the generic path needs several GB at 1e8: measured at 1e7 below
+            tracemalloc.start()
+            t0 = time.perf_counter()
+            if ctx is None:
+                fn()
+            else:
+                with ctx():
+                    fn()
+            r[f"{label} s"] = time.perf_counter() - t0
+            r[f"{label} MiB"] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+        rows.append(r)
+        print(r, flush=True)
+    return rows
+
+
 # --- report ------------------------------------------------------------------------
 
 def _ratio(r: dict[str, Any], peer: str, ours: str) -> str:
@@ -298,9 +360,12 @@ def chart(rows: list[dict[str, Any]], backend: str, impls: list[str], path: Path
 
 
 def report(rows: list[dict[str, Any]], per_call: list[dict[str, Any]], cores: int,
-           torch_threads: int) -> str:
-    date = time.strftime("%Y-%m-%d")
-    out = [f"### Training matrix (issue 9) — measured {date}", "", f"Machine: {machine()}.",
+           torch_threads: int, memory: list[dict[str, Any]] | None = None,
+           saved: dict[str, Any] | None = None) -> str:
+    saved = saved or {}
+    date = saved.get("date") or time.strftime("%Y-%m-%d")
+    out = [f"### Training matrix (issue 9) — measured {date}", "",
+           f"Machine: {saved.get('machine') or machine()}.",
            "Speed-ups: the peer's median time over wce_xp's in the same run (above 1: "
            "wce_xp is faster). float32, labels 0/1, `pos_weight=2`.", ""]
     out += ["#### Per-call cost (default arguments; µs per call)", "",
@@ -365,6 +430,17 @@ def report(rows: list[dict[str, Any]], per_call: list[dict[str, Any]], cores: in
                 out.append(f"| {r['n']:.0e} | {_ratio(r, 'native eager', 'wce_xp')} | "
                            f"{_ratio(r, 'native XLA', 'wce_xp')} |")
         out.append("")
+    if memory:
+        out += ["#### Memory beyond the inputs, NumPy, reductions with every option "
+                "(tracemalloc peak; target ≤ 64 MiB at 1e8 float32 elements)", "",
+                "| option | n | wce_xp MiB | wce_xp s | generic MiB | generic s |",
+                "|---|---|---|---|---|---|"]
+        for r in memory:
+            g = (f"{r['generic MiB']:,.0f} | {r['generic s']:.2f}" if "generic MiB" in r
+                 else "— | —")
+            out.append(f"| {r['option']} | {r['n']:.0e} | {r['wce_xp MiB']:,.1f} | "
+                       f"{r['wce_xp s']:.2f} | {g} |")
+        out.append("")
     out += ["Charts: `benchmarks/training_<backend>.png` ((N, 10), throughput against size).",
             ""]
     return "\n".join(out)
@@ -374,8 +450,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--only", default="numpy,torch,jax,tensorflow,percall")
+    ap.add_argument("--only", default="numpy,torch,jax,tensorflow,percall,memory")
+    ap.add_argument("--replot", action="store_true",
+                    help="the report and charts from benchmarks/results/training.json")
     args = ap.parse_args()
+    res = ROOT / "benchmarks" / "results"
+    if args.replot:
+        saved = json.loads((res / "training.json").read_text())
+        torch_threads = max((int(k.split("[")[1][:-2]) for r in saved["rows"] for k in r
+                             if k.startswith("native[")), default=1)
+        _write(saved["rows"], saved["per_call"], saved.get("memory", []), saved["cores"],
+               torch_threads, saved, write=not args.no_write)
+        return 0
     sizes = [10**k for k in range(2, 6 if args.quick else 8)]
     only = set(args.only.split(","))
     cores = len(os.sched_getaffinity(0))
@@ -398,13 +484,24 @@ def main() -> int:
             rows += tf_rows(sizes, args.quick)
         except ImportError:
             print("TensorFlow missing: no TensorFlow rows", file=sys.stderr)
-    text = report(rows, per_call, cores, torch_threads)
-    print(text)
+    memory = []
+    if "memory" in only:
+        memory = memory_rows(10**7) + memory_rows(10**8)
+    saved = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "cores": cores,
+             "rows": rows, "per_call": per_call, "memory": memory}
     if not args.no_write:
-        res = ROOT / "benchmarks" / "results"
         res.mkdir(exist_ok=True)
-        (res / "training.json").write_text(json.dumps(
-            {"machine": machine(), "rows": rows, "per_call": per_call}, indent=1))
+        (res / "training.json").write_text(json.dumps(saved, indent=1))
+    _write(rows, per_call, memory, cores, torch_threads, saved, write=not args.no_write)
+    return 0
+
+
+def _write(rows: list[dict[str, Any]], per_call: list[dict[str, Any]],
+           memory: list[dict[str, Any]], cores: int, torch_threads: int,
+           saved: dict[str, Any], write: bool) -> None:
+    text = report(rows, per_call, cores, torch_threads, memory, saved)
+    print(text)
+    if write:
         write_section("training", text)
         for backend, impls, red, mode in (
                 ("numpy", ["plain", *(f"wce_xp[{t}t]" for t in sorted({1, cores})), "copy"],
@@ -415,7 +512,6 @@ def main() -> int:
             if any(r["backend"] == backend for r in rows):
                 chart(rows, backend, impls, ROOT / "benchmarks" / f"training_{backend}.png",
                       f"{backend}: {red}, {mode}", red, mode)
-    return 0
 
 
 if __name__ == "__main__":

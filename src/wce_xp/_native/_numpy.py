@@ -75,14 +75,58 @@ def cores() -> int:
 
 
 def get_num_threads() -> int:
-    """Threads that the NumPy engine runs on (PyTorch CPU tensors: at most
-    ``torch.get_num_threads()``)."""
+    """The number of threads of the NumPy engine.
+
+    NumPy arrays are computed in chunks of about 32K elements on a pool of this many
+    threads (ufuncs release the GIL); PyTorch CPU tensors use at most
+    ``torch.get_num_threads()`` of them. Results do not depend on it: the chunks and
+    the order in which their sums are added are fixed.
+
+    Returns
+    -------
+    int
+        The value of :func:`set_num_threads` if set, else the environment variable
+        ``WCE_XP_NUM_THREADS`` (a positive integer, or ``all`` for every core this
+        process may run on), else 1.
+
+    Notes
+    -----
+    The default is one thread because on the 2-core machine of BENCHMARKS.md two
+    threads measured no faster than one: each ufunc call on a chunk hands the GIL
+    over, and at 32K elements per call that hand-over costs about what the work
+    does. Measure on your machine (``benchmarks/training.py`` prints the table).
+
+    Examples
+    --------
+    >>> import wce_xp
+    >>> wce_xp.get_num_threads() >= 1
+    True
+    """
     return _threads if _threads is not None else _default_threads()
 
 
 def set_num_threads(n: int | None) -> None:
-    """Set the NumPy engine's threads; ``None`` restores the default
-    (``WCE_XP_NUM_THREADS``, else 1)."""
+    """Set the number of threads of the NumPy engine.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive number of threads; ``None`` restores the default
+        (``WCE_XP_NUM_THREADS``, else 1).
+
+    Raises
+    ------
+    ValueError
+        ``n`` is not a positive integer or None.
+
+    Examples
+    --------
+    >>> import wce_xp
+    >>> wce_xp.set_num_threads(2)
+    >>> wce_xp.get_num_threads()
+    2
+    >>> wce_xp.set_num_threads(None)
+    """
     global _threads
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n: expected a positive integer or None, got {n!r}")
@@ -482,6 +526,11 @@ def loss(
     along0 = 0 in raxes  # sums over the chunked axis: partial sums to add up
     # the denominators that the chunks must count: masked means, weighted means
     want_denom = reduction == "weighted_mean" or (reduction == "mean" and mask is not None)
+    # not along the chunked axis: each chunk finishes its own rows of the result, written
+    # in the logits' dtype (nothing of the result's size in float64)
+    kept_shape = tuple(d for i, d in enumerate(lay.x.shape) if i not in raxes)
+    rows_out = np.empty(kept_shape, dtype) if red and not along0 else None
+    n_reduced = float(math.prod(lay.x.shape[i] for i in raxes)) if red else 1.0
 
     def task(i0: int, i1: int) -> Any:
         xc = lay.x[i0:i1]
@@ -516,6 +565,9 @@ def loss(
                 if mc is not None:
                     wfull = np.where(mc, wfull, 0.0)
                 denom = np.add.reduce(wfull, axis=raxes, dtype=np.float64)
+        if rows_out is not None:
+            rows_out[i0:i1] = _divide(total, denom, reduction, n_reduced)
+            return None
         return total, denom
 
     results = _for_chunks(task, lay.chunks, _threads_for(threads, lay.x.size)) \
@@ -523,8 +575,24 @@ def loss(
     if not red:
         assert out is not None
         return out
+    if rows_out is not None:
+        if not lay.x.size:  # no chunk ran: sums over nothing
+            empty = np.zeros(kept_shape)
+            rows_out[...] = _divide(empty, empty if want_denom else None, reduction,
+                                    n_reduced)
+        return (rows_out, None) if with_denominator else rows_out
     value, denom = _combine(results, lay, raxes, along0, reduction, want_denom)
     return (value, denom) if with_denominator else value
+
+
+def _divide(total: Array, denom: Array | None, reduction: str, n: float) -> Array:
+    """A reduction's value from its sum: as is, over ``n``, or over ``denom`` (NaN where
+    that is 0: a reduction over nothing)."""
+    if reduction == "sum":
+        return total
+    d = np.full(np.shape(total), n) if denom is None else denom
+    empty = d == 0
+    return np.where(empty, math.nan, total / np.where(empty, 1.0, d))
 
 
 def _options(lc: Array, zc: Array, xc: Array, qc: Any, wc: Array | None, mc: Array | None,
@@ -548,26 +616,19 @@ def _options(lc: Array, zc: Array, xc: Array, qc: Any, wc: Array | None, mc: Arr
 
 def _combine(results: list[Any], lay: _Layout, raxes: tuple[int, ...], along0: bool,
              reduction: str, want_denom: bool) -> tuple[Array, Array | None]:
-    """Chunk sums (and denominators) into the reduction and its denominator, float64."""
+    """Chunk sums (and denominators) along the chunked axis into the reduction and its
+    denominator, in float64, added in chunk order."""
     kept = tuple(d for i, d in enumerate(lay.x.shape) if i not in raxes)
-    if along0:
-        total = np.zeros(kept, np.float64)
-        denom = np.zeros(kept, np.float64) if want_denom else None
-        for t, d in results:  # in chunk order: the same sums for every thread count
-            total += t
-            if denom is not None:
-                denom += d
-    else:
-        total = np.concatenate([t for t, _ in results]) if results else np.zeros(kept)
-        denom = (np.concatenate([d for _, d in results]) if results else np.zeros(kept)) \
-            if want_denom else None
-    if reduction == "sum":
-        return total, None
-    if denom is None:  # an unmasked mean: the number of reduced elements
-        n = math.prod(lay.x.shape[i] for i in raxes)
-        denom = np.full(kept, float(n))
-    empty = denom == 0
-    return np.where(empty, math.nan, total / np.where(empty, 1.0, denom)), denom
+    total = np.zeros(kept, np.float64)
+    denom = np.zeros(kept, np.float64) if want_denom else None
+    for t, d in results:  # in chunk order: the same sums for every thread count
+        total += t
+        if denom is not None:
+            denom += d
+    n = float(math.prod(lay.x.shape[i] for i in raxes))
+    if reduction == "mean" and denom is None:
+        denom = np.full(kept, n)
+    return _divide(total, denom, reduction, n), (None if reduction == "sum" else denom)
 
 
 def check_masked_labels(z: Array, mask: Array, threads: int | None = None) -> bool:
