@@ -194,6 +194,8 @@ def tf_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
     rows = []
     native = tf.nn.weighted_cross_entropy_with_logits
     xla = tf.function(lambda z, x: tf.reduce_mean(native(z, x, Q)), jit_compile=True)
+    ours_xla = tf.function(lambda z, x: wce_xp.weighted_cross_entropy_with_logits(
+        z, x, Q, reduction="mean"), jit_compile=True)
     for n in sizes:
         shape = _shape(n, 10)
         if shape is None:
@@ -207,6 +209,7 @@ def tf_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
         r["native XLA"] = _t(lambda: xla(z, x).numpy(), big, quick)
         r["wce_xp"] = _t(lambda: wce_xp.weighted_cross_entropy_with_logits(
             z, x, Q, reduction="mean").numpy(), big, quick)
+        r["wce_xp XLA"] = _t(lambda: ours_xla(z, x).numpy(), big, quick)
         rows.append(r)
         print(r, flush=True)
     return rows
@@ -423,12 +426,13 @@ def report(rows: list[dict[str, Any]], per_call: list[dict[str, Any]], cores: in
                 "(`grad` for forward+backward)", "", _matrix(rows, "jax", "optax", "wce_xp", both)]
     if any(r["backend"] == "tensorflow" for r in rows):
         out += ["#### TensorFlow, (N, 10), `mean`, forward: speed-up over "
-                "`tf.nn.weighted_cross_entropy_with_logits`", "", "| n | eager | XLA |",
+                "`tf.nn.weighted_cross_entropy_with_logits` (eager against eager; both inside "
+                "`tf.function(jit_compile=True)`)", "", "| n | eager | XLA |",
                 "|---|---|---|"]
         for r in rows:
             if r["backend"] == "tensorflow":
                 out.append(f"| {r['n']:.0e} | {_ratio(r, 'native eager', 'wce_xp')} | "
-                           f"{_ratio(r, 'native XLA', 'wce_xp')} |")
+                           f"{_ratio(r, 'native XLA', 'wce_xp XLA')} |")
         out.append("")
     if memory:
         out += ["#### Memory beyond the inputs, NumPy, reductions with every option "
@@ -451,6 +455,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--only", default="numpy,torch,jax,tensorflow,percall,memory")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the saved results of the backends not in --only")
     ap.add_argument("--replot", action="store_true",
                     help="the report and charts from benchmarks/results/training.json")
     args = ap.parse_args()
@@ -487,6 +493,13 @@ def main() -> int:
     memory = []
     if "memory" in only:
         memory = memory_rows(10**7) + memory_rows(10**8)
+    if args.merge and (res / "training.json").exists():
+        old = json.loads((res / "training.json").read_text())
+        rows = [r for r in old["rows"] if r["backend"] not in only] + rows
+        per_call = per_call or old["per_call"]
+        memory = memory or old.get("memory", [])
+        torch_threads = max((int(k.split("[")[1][:-2]) for r in rows for k in r
+                             if k.startswith("native[")), default=torch_threads)
     saved = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "cores": cores,
              "rows": rows, "per_call": per_call, "memory": memory}
     if not args.no_write:
