@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import wce_xp  # noqa: E402
 from benchmarks.bench import _timeit, machine, write_section  # noqa: E402
+from benchmarks.bench import chart as bench_chart  # noqa: E402
 
 Q = 2.0
 SHAPES = {"(N,)": 1, "(N, 10)": 10, "(N, 1000)": 1000}
@@ -51,6 +52,15 @@ def _data(shape: tuple[int, ...], dtype: str = "float32") -> tuple[np.ndarray, n
     x = rng.normal(0, 4, shape).astype(dtype)
     z = (rng.uniform(size=shape) > 0.8).astype(dtype)
     return x, z
+
+
+def _cases(sizes: list[int]) -> Any:
+    """``(shape name, n, shape)`` for every shape and size of the matrix."""
+    for shape_name, cols in SHAPES.items():
+        for n in sizes:
+            shape = _shape(n, cols)
+            if shape is not None:
+                yield shape_name, n, shape
 
 
 def plain_numpy(z: np.ndarray, x: np.ndarray, reduction: str) -> Any:
@@ -70,28 +80,24 @@ def _t(fn: Callable[[], Any], big: bool, quick: bool) -> float:
 def numpy_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
     rows = []
     cores = len(os.sched_getaffinity(0))
-    for shape_name, cols in SHAPES.items():
-        for n in sizes:
-            shape = _shape(n, cols)
-            if shape is None:
-                continue
-            x, z = _data(shape)
-            big = n >= 10**7
-            for red in ("none", "mean"):
-                r: dict[str, Any] = {"backend": "numpy", "shape": shape_name, "n": n,
-                                     "reduction": red, "mode": "forward"}
-                r["plain"] = _t(lambda: plain_numpy(z, x, red), big, quick)
-                for threads in sorted({1, cores}):
-                    wce_xp.set_num_threads(threads)
-                    r[f"wce_xp[{threads}t]"] = _t(
-                        lambda: wce_xp.weighted_cross_entropy_with_logits(
-                            z, x, Q, reduction=red), big, quick)
-                wce_xp.set_num_threads(None)
-                if red == "none":
-                    out = np.empty_like(x)
-                    r["copy"] = _t(lambda: np.copyto(out, x), big, quick)
-                rows.append(r)
-                print(r, flush=True)
+    for shape_name, n, shape in _cases(sizes):
+        x, z = _data(shape)
+        big = n >= 10**7
+        for red in ("none", "mean"):
+            r: dict[str, Any] = {"backend": "numpy", "shape": shape_name, "n": n,
+                                 "reduction": red, "mode": "forward"}
+            r["plain"] = _t(lambda: plain_numpy(z, x, red), big, quick)
+            for threads in sorted({1, cores}):
+                wce_xp.set_num_threads(threads)
+                r[f"wce_xp[{threads}t]"] = _t(
+                    lambda: wce_xp.weighted_cross_entropy_with_logits(
+                        z, x, Q, reduction=red), big, quick)
+            wce_xp.set_num_threads(None)
+            if red == "none":
+                out = np.empty_like(x)
+                r["copy"] = _t(lambda: np.copyto(out, x), big, quick)
+            rows.append(r)
+            print(r, flush=True)
     return rows
 
 
@@ -106,42 +112,39 @@ def torch_rows(sizes: list[int], quick: bool, compiled: bool) -> list[dict[str, 
     native = F.binary_cross_entropy_with_logits
     comp = torch.compile(native, dynamic=True) if compiled else None
     rows = []
-    for shape_name, cols in SHAPES.items():
-        for n in sizes:
-            shape = _shape(n, cols)
-            if shape is None:
-                continue
-            xn, zn = _data(shape)
-            x, z = torch.from_numpy(xn), torch.from_numpy(zn)
-            big = n >= 10**7
-            for red in ("none", "mean"):
-                for mode in ("forward", "forward+backward"):
-                    r: dict[str, Any] = {"backend": "torch", "shape": shape_name, "n": n,
-                                         "reduction": red, "mode": mode}
+    for shape_name, n, shape in _cases(sizes):
+        cols = SHAPES[shape_name]
+        xn, zn = _data(shape)
+        x, z = torch.from_numpy(xn), torch.from_numpy(zn)
+        big = n >= 10**7
+        for red in ("none", "mean"):
+            for mode in ("forward", "forward+backward"):
+                r: dict[str, Any] = {"backend": "torch", "shape": shape_name, "n": n,
+                                     "reduction": red, "mode": mode}
 
-                    def run(f: Callable[..., Any], mode: str = mode, red: str = red) -> Any:
-                        if mode == "forward":
-                            with torch.no_grad():
-                                return f(x, z, pos_weight=pw, reduction=red)
-                        xg = x.detach().requires_grad_()
-                        out = f(xg, z, pos_weight=pw, reduction=red)
-                        (out if red == "mean" else out.sum()).backward()
-                        return None
+                def run(f: Callable[..., Any], mode: str = mode, red: str = red) -> Any:
+                    if mode == "forward":
+                        with torch.no_grad():
+                            return f(x, z, pos_weight=pw, reduction=red)
+                    xg = x.detach().requires_grad_()
+                    out = f(xg, z, pos_weight=pw, reduction=red)
+                    (out if red == "mean" else out.sum()).backward()
+                    return None
 
-                    for threads in sorted({1, default_threads}):
-                        torch.set_num_threads(threads)
-                        tag = f"{threads}t"
-                        r[f"native[{tag}]"] = _t(lambda: run(native), big, quick)
-                        r[f"wce_xp[{tag}]"] = _t(
-                            lambda: run(wce_xp.binary_cross_entropy_with_logits),
-                            big, quick)
-                        if comp is not None and cols == 10 and red == "mean" \
-                                and threads == default_threads and n >= 10**3:
-                            r[f"native compiled[{tag}]"] = _t(
-                                lambda: run(comp), big, quick)
-                    torch.set_num_threads(default_threads)
-                    rows.append(r)
-                    print(r, flush=True)
+                for threads in sorted({1, default_threads}):
+                    torch.set_num_threads(threads)
+                    tag = f"{threads}t"
+                    r[f"native[{tag}]"] = _t(lambda: run(native), big, quick)
+                    r[f"wce_xp[{tag}]"] = _t(
+                        lambda: run(wce_xp.binary_cross_entropy_with_logits),
+                        big, quick)
+                    if comp is not None and cols == 10 and red == "mean" \
+                            and threads == default_threads and n >= 10**3:
+                        r[f"native compiled[{tag}]"] = _t(
+                            lambda: run(comp), big, quick)
+                torch.set_num_threads(default_threads)
+                rows.append(r)
+                print(r, flush=True)
     return rows
 
 
@@ -161,27 +164,23 @@ def jax_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
     def wx(x: Any, z: Any, red: str) -> Any:
         return wce_xp.sigmoid_cross_entropy_with_logits(z, x, reduction=red)
 
-    for shape_name, cols in SHAPES.items():
-        for n in sizes:
-            shape = _shape(n, cols)
-            if shape is None:
-                continue
-            xn, zn = _data(shape)
-            x, z = jnp.asarray(xn), jnp.asarray(zn)
-            big = n >= 10**7
-            for red in ("none", "mean"):
-                for mode in ("forward", "forward+backward"):
-                    r: dict[str, Any] = {"backend": "jax", "shape": shape_name, "n": n,
-                                         "reduction": red, "mode": mode}
-                    for name, f in (("optax", ox), ("wce_xp", wx)):
-                        if mode == "forward":
-                            g = jax.jit(lambda x, z, f=f, red=red: f(x, z, red))
-                        else:
-                            g = jax.jit(jax.grad(
-                                lambda x, z, f=f, red=red: jnp.sum(f(x, z, red))))
-                        r[name] = _t(lambda g=g: g(x, z).block_until_ready(), big, quick)
-                    rows.append(r)
-                    print(r, flush=True)
+    for shape_name, n, shape in _cases(sizes):
+        xn, zn = _data(shape)
+        x, z = jnp.asarray(xn), jnp.asarray(zn)
+        big = n >= 10**7
+        for red in ("none", "mean"):
+            for mode in ("forward", "forward+backward"):
+                r: dict[str, Any] = {"backend": "jax", "shape": shape_name, "n": n,
+                                     "reduction": red, "mode": mode}
+                for name, f in (("optax", ox), ("wce_xp", wx)):
+                    if mode == "forward":
+                        g = jax.jit(lambda x, z, f=f, red=red: f(x, z, red))
+                    else:
+                        g = jax.jit(jax.grad(
+                            lambda x, z, f=f, red=red: jnp.sum(f(x, z, red))))
+                    r[name] = _t(lambda g=g: g(x, z).block_until_ready(), big, quick)
+                rows.append(r)
+                print(r, flush=True)
     return rows
 
 
@@ -334,32 +333,11 @@ def _matrix(rows: list[dict[str, Any]], backend: str, peer: str, ours: str,
 
 def chart(rows: list[dict[str, Any]], backend: str, impls: list[str], path: Path,
           title: str, reduction: str, mode: str, shape: str = "(N, 10)") -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing: no chart", file=sys.stderr)
-        return
+    """bench.py's chart of the rows of one backend, shape, reduction and mode."""
     sel = sorted((r for r in rows if r["backend"] == backend and r["shape"] == shape
                   and r["reduction"] == reduction and r["mode"] == mode),
                  key=lambda r: r["n"])
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for c in impls:
-        pts = [(r["n"], r["n"] / r[c] / 1e6) for r in sel if c in r]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), marker="o", label=c)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"elements, shape {shape}")
-    ax.set_ylabel("million elements / s")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    print(f"wrote {path}")
+    bench_chart(sel, impls, path, f"{title}, shape {shape}")
 
 
 def report(rows: list[dict[str, Any]], per_call: list[dict[str, Any]], cores: int,

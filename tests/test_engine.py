@@ -231,26 +231,25 @@ def test_express_lane_equals_the_general_path(monkeypatch, shape, dtype):
         qc = rng.uniform(0, 3, shape[-1:]).astype(dtype)
         calls += [(wce, (z, x, qc), {}), (wce, (z, x, np.asarray(qc[0])), {}),
                   (wce_xp.binary_cross_entropy_with_logits, (x, zs, None, qc), {})]
-    reds = ["none", "sum", "mean"]
     try:
         import torch
     except ImportError:  # NumPy only, then
         torch = None
-    fast, slow = [], []
-    for (fn, args, kw), red in itertools.product(calls, reds):
-        fast.append(fn(*args, reduction=red, **kw))
-        if torch is not None:
-            targs = [torch.from_numpy(np.asarray(a)) if isinstance(a, np.ndarray) else a
-                     for a in args]
-            fast.append(fn(*targs, reduction=red, **kw))
+
+    def run_all():
+        out = []
+        for (fn, args, kw), red in itertools.product(calls, ["none", "sum", "mean"]):
+            out.append(fn(*args, reduction=red, **kw))
+            if torch is not None:  # the same call on CPU tensors
+                targs = [torch.from_numpy(np.asarray(a)) if isinstance(a, np.ndarray)
+                         else a for a in args]
+                out.append(fn(*targs, reduction=red, **kw))
+        return out
+
+    fast = run_all()
     with monkeypatch.context() as mp:
         _general(mp)
-        for (fn, args, kw), red in itertools.product(calls, reds):
-            slow.append(fn(*args, reduction=red, **kw))
-            if torch is not None:
-                targs = [torch.from_numpy(np.asarray(a)) if isinstance(a, np.ndarray) else a
-                         for a in args]
-                slow.append(fn(*targs, reduction=red, **kw))
+        slow = run_all()
     for a, b in zip(fast, slow, strict=True):
         assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -15,6 +15,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+if "tensorflow" in sys.modules:  # (the nox sessions never install both)
+    pytest.skip("TensorFlow is loaded in this process, and loading Triton after it aborts "
+                "the process ('LLVM ERROR: inconsistency in registered CommandLine "
+                "options'): run this file without the TensorFlow backend",
+                allow_module_level=True)
 pytest.importorskip("triton", reason="Triton is not installed")
 
 import array_api_compat.torch as tx  # noqa: E402

@@ -10,14 +10,21 @@ import triton.language as tl
 
 
 @triton.jit
-def _load_q(q_ptr, q_scalar, offs, C, m, Q_MODE: tl.constexpr):
+def _load(x_ptr, z_ptr, q_ptr, q_scalar, n, C, Q_MODE: tl.constexpr, BLOCK: tl.constexpr):
+    """This program's offsets, their mask, and x, z, q there in float64 (q: a scalar
+    argument, one value per class along the last axis, or one per element)."""
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    x = tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float64)
+    z = tl.load(z_ptr + offs, mask=m, other=0).to(tl.float64)
     if Q_MODE == 0:
-        q = tl.zeros_like(offs).to(tl.float64) + q_scalar
+        q = tl.zeros_like(x) + q_scalar
     elif Q_MODE == 1:
         q = tl.load(q_ptr + offs % C, mask=m, other=0.0).to(tl.float64)
     else:
         q = tl.load(q_ptr + offs, mask=m, other=0.0).to(tl.float64)
-    return q
+    return pid, offs, m, x, z, q
 
 
 @triton.jit
@@ -25,12 +32,7 @@ def loss_kernel(
         x_ptr, z_ptr, q_ptr, out_ptr, part_ptr, n, C, q_scalar,
         Q_MODE: tl.constexpr, WRITE: tl.constexpr, REDUCE: tl.constexpr,
         BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    x = tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float64)
-    z = tl.load(z_ptr + offs, mask=m, other=0).to(tl.float64)
-    q = _load_q(q_ptr, q_scalar, offs, C, m, Q_MODE)
+    pid, offs, m, x, z, q = _load(x_ptr, z_ptr, q_ptr, q_scalar, n, C, Q_MODE, BLOCK)
     a = q * z
     b = 1.0 - z
     ax = tl.abs(x)
@@ -50,12 +52,7 @@ def loss_kernel(
 def grad_kernel(
         x_ptr, z_ptr, q_ptr, go_ptr, out_ptr, n, C, q_scalar, divisor,
         Q_MODE: tl.constexpr, GO_FULL: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    x = tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float64)
-    z = tl.load(z_ptr + offs, mask=m, other=0).to(tl.float64)
-    q = _load_q(q_ptr, q_scalar, offs, C, m, Q_MODE)
+    _, offs, m, x, z, q = _load(x_ptr, z_ptr, q_ptr, q_scalar, n, C, Q_MODE, BLOCK)
     # σ(±x) = 1/(1 + exp(∓x)): an overflowing exp gives the right 0
     g = (1.0 - z) / (1.0 + tl.exp(-x)) - (q * z) / (1.0 + tl.exp(x))
     if GO_FULL:
