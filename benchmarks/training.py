@@ -54,13 +54,21 @@ def _data(shape: tuple[int, ...], dtype: str = "float32") -> tuple[np.ndarray, n
     return x, z
 
 
-def _cases(sizes: list[int]) -> Any:
-    """``(shape name, n, shape)`` for every shape and size of the matrix."""
+def _cases(sizes: list[int], backend: str,
+           modes: tuple[str, ...] = ("forward", "forward+backward")) -> Any:
+    """``(row, x, z, big)`` for every shape, size, reduction and mode of the matrix: the
+    row's identifying fields, the NumPy data (made once per shape and size), and whether
+    the size is 1e7 or more."""
     for shape_name, cols in SHAPES.items():
         for n in sizes:
             shape = _shape(n, cols)
-            if shape is not None:
-                yield shape_name, n, shape
+            if shape is None:
+                continue
+            x, z = _data(shape)
+            for red in ("none", "mean"):
+                for mode in modes:
+                    yield ({"backend": backend, "shape": shape_name, "n": n,
+                            "reduction": red, "mode": mode}, x, z, n >= 10**7)
 
 
 def plain_numpy(z: np.ndarray, x: np.ndarray, reduction: str) -> Any:
@@ -80,24 +88,20 @@ def _t(fn: Callable[[], Any], big: bool, quick: bool) -> float:
 def numpy_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
     rows = []
     cores = len(os.sched_getaffinity(0))
-    for shape_name, n, shape in _cases(sizes):
-        x, z = _data(shape)
-        big = n >= 10**7
-        for red in ("none", "mean"):
-            r: dict[str, Any] = {"backend": "numpy", "shape": shape_name, "n": n,
-                                 "reduction": red, "mode": "forward"}
-            r["plain"] = _t(lambda: plain_numpy(z, x, red), big, quick)
-            for threads in sorted({1, cores}):
-                wce_xp.set_num_threads(threads)
-                r[f"wce_xp[{threads}t]"] = _t(
-                    lambda: wce_xp.weighted_cross_entropy_with_logits(
-                        z, x, Q, reduction=red), big, quick)
-            wce_xp.set_num_threads(None)
-            if red == "none":
-                out = np.empty_like(x)
-                r["copy"] = _t(lambda: np.copyto(out, x), big, quick)
-            rows.append(r)
-            print(r, flush=True)
+    for r, x, z, big in _cases(sizes, "numpy", ("forward",)):
+        red = r["reduction"]
+        r["plain"] = _t(lambda: plain_numpy(z, x, red), big, quick)
+        for threads in sorted({1, cores}):
+            wce_xp.set_num_threads(threads)
+            r[f"wce_xp[{threads}t]"] = _t(
+                lambda: wce_xp.weighted_cross_entropy_with_logits(
+                    z, x, Q, reduction=red), big, quick)
+        wce_xp.set_num_threads(None)
+        if red == "none":
+            out = np.empty_like(x)
+            r["copy"] = _t(lambda: np.copyto(out, x), big, quick)
+        rows.append(r)
+        print(r, flush=True)
     return rows
 
 
@@ -112,39 +116,31 @@ def torch_rows(sizes: list[int], quick: bool, compiled: bool) -> list[dict[str, 
     native = F.binary_cross_entropy_with_logits
     comp = torch.compile(native, dynamic=True) if compiled else None
     rows = []
-    for shape_name, n, shape in _cases(sizes):
-        cols = SHAPES[shape_name]
-        xn, zn = _data(shape)
+    for r, xn, zn, big in _cases(sizes, "torch"):
         x, z = torch.from_numpy(xn), torch.from_numpy(zn)
-        big = n >= 10**7
-        for red in ("none", "mean"):
-            for mode in ("forward", "forward+backward"):
-                r: dict[str, Any] = {"backend": "torch", "shape": shape_name, "n": n,
-                                     "reduction": red, "mode": mode}
+        red, mode, n = r["reduction"], r["mode"], r["n"]
 
-                def run(f: Callable[..., Any], mode: str = mode, red: str = red) -> Any:
-                    if mode == "forward":
-                        with torch.no_grad():
-                            return f(x, z, pos_weight=pw, reduction=red)
-                    xg = x.detach().requires_grad_()
-                    out = f(xg, z, pos_weight=pw, reduction=red)
-                    (out if red == "mean" else out.sum()).backward()
-                    return None
+        def run(f: Callable[..., Any], mode: str = mode, red: str = red) -> Any:
+            if mode == "forward":
+                with torch.no_grad():
+                    return f(x, z, pos_weight=pw, reduction=red)
+            xg = x.detach().requires_grad_()
+            out = f(xg, z, pos_weight=pw, reduction=red)
+            (out if red == "mean" else out.sum()).backward()
+            return None
 
-                for threads in sorted({1, default_threads}):
-                    torch.set_num_threads(threads)
-                    tag = f"{threads}t"
-                    r[f"native[{tag}]"] = _t(lambda: run(native), big, quick)
-                    r[f"wce_xp[{tag}]"] = _t(
-                        lambda: run(wce_xp.binary_cross_entropy_with_logits),
-                        big, quick)
-                    if comp is not None and cols == 10 and red == "mean" \
-                            and threads == default_threads and n >= 10**3:
-                        r[f"native compiled[{tag}]"] = _t(
-                            lambda: run(comp), big, quick)
-                torch.set_num_threads(default_threads)
-                rows.append(r)
-                print(r, flush=True)
+        for threads in sorted({1, default_threads}):
+            torch.set_num_threads(threads)
+            tag = f"{threads}t"
+            r[f"native[{tag}]"] = _t(lambda: run(native), big, quick)
+            r[f"wce_xp[{tag}]"] = _t(lambda: run(wce_xp.binary_cross_entropy_with_logits),
+                                     big, quick)
+            if comp is not None and r["shape"] == "(N, 10)" and red == "mean" \
+                    and threads == default_threads and n >= 10**3:
+                r[f"native compiled[{tag}]"] = _t(lambda: run(comp), big, quick)
+        torch.set_num_threads(default_threads)
+        rows.append(r)
+        print(r, flush=True)
     return rows
 
 
@@ -164,23 +160,17 @@ def jax_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
     def wx(x: Any, z: Any, red: str) -> Any:
         return wce_xp.sigmoid_cross_entropy_with_logits(z, x, reduction=red)
 
-    for shape_name, n, shape in _cases(sizes):
-        xn, zn = _data(shape)
+    for r, xn, zn, big in _cases(sizes, "jax"):
         x, z = jnp.asarray(xn), jnp.asarray(zn)
-        big = n >= 10**7
-        for red in ("none", "mean"):
-            for mode in ("forward", "forward+backward"):
-                r: dict[str, Any] = {"backend": "jax", "shape": shape_name, "n": n,
-                                     "reduction": red, "mode": mode}
-                for name, f in (("optax", ox), ("wce_xp", wx)):
-                    if mode == "forward":
-                        g = jax.jit(lambda x, z, f=f, red=red: f(x, z, red))
-                    else:
-                        g = jax.jit(jax.grad(
-                            lambda x, z, f=f, red=red: jnp.sum(f(x, z, red))))
-                    r[name] = _t(lambda g=g: g(x, z).block_until_ready(), big, quick)
-                rows.append(r)
-                print(r, flush=True)
+        red = r["reduction"]
+        for name, f in (("optax", ox), ("wce_xp", wx)):
+            if r["mode"] == "forward":
+                g = jax.jit(lambda x, z, f=f, red=red: f(x, z, red))
+            else:
+                g = jax.jit(jax.grad(lambda x, z, f=f, red=red: jnp.sum(f(x, z, red))))
+            r[name] = _t(lambda g=g: g(x, z).block_until_ready(), big, quick)
+        rows.append(r)
+        print(r, flush=True)
     return rows
 
 
