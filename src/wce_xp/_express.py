@@ -132,7 +132,7 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     checked = _checked(validate)
     if checked is None:
         return None
-    zn, xn = z.numpy(), x.detach().numpy()
+    zn, xn = z.detach().numpy(), x.detach().numpy()
     if type(pos_weight) is tensor:  # PyTorch's own pos_weight: a CPU tensor, no gradient
         if (pos_weight.is_cuda or not pos_weight.is_cpu or pos_weight.requires_grad
                 or fwad._current_level >= 0):
