@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _dispatch
 from ._native import _numpy
+from ._validation import bounds_hold
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order only
 _BOOL = np.dtype(np.bool_)
@@ -58,7 +59,7 @@ def _q_array(q: np.ndarray, x: np.ndarray, checked: bool) -> np.ndarray | float 
         return _q(float(q), checked)
     if q.ndim != 1 or q.shape[0] != x.shape[-1] or not q.size:
         return None
-    if checked and not (_MIN(q) >= 0.0 and _MAX(q) < math.inf):
+    if checked and not bounds_hold(_MIN(q), _MAX(q), 0.0, math.inf):
         return None
     return q
 
@@ -69,7 +70,7 @@ _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 def _labels_ok(z: np.ndarray) -> bool:
     if z.dtype == _BOOL:
         return True
-    return bool(_MIN(z, axis=None) >= 0.0) and bool(_MAX(z, axis=None) <= 1.0)  # NaN fails
+    return bool(bounds_hold(_MIN(z, axis=None), _MAX(z, axis=None), 0.0, 1.0))  # NaN fails
 
 
 def numpy_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,

@@ -42,7 +42,7 @@ _QUIET = {"invalid": "ignore", "over": "ignore"}
 # --- threads ------------------------------------------------------------------------
 
 _ENV = "WCE_XP_NUM_THREADS"
-_threads: int | None = None  # None: from the environment variable, else every core
+_threads: int | None = None  # None: from the environment variable, else 1
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
@@ -293,8 +293,8 @@ def _chunk_loss_signed(
 def _exact_signed(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
     """The signed loss by the exact rule: ``c = a`` where ``x < 0`` else ``b``, and
     ``c = 0`` gives 0 whatever ``|x|`` is (a NaN logit stays NaN through the log term,
-    which is never guarded)."""
-    _log_term(xc, zc, qc, buf)
+    which is never guarded). Called right after :func:`_chunk_loss_signed` on the same
+    chunk, whose log term is still in ``buf.g``."""
     a_full = np.multiply(zc, qc)
     c = np.where(xc < 0, a_full, 1.0 - zc)
     lin = np.where(c == 0, 0.0, c * np.abs(xc))
@@ -373,7 +373,6 @@ class _Layout:
     other operands broadcast (views, no copies) to the logits' shape."""
 
     def __init__(self, x: Array, operands: dict[str, Any], axes: tuple[int, ...] | None) -> None:
-        self.shape = tuple(x.shape)
         ops = {k: v for k, v in operands.items() if not _is_scalar(v)}
         if x.ndim == 0:
             x = x.reshape(1)
@@ -419,10 +418,6 @@ def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
             kernel(x, z, q, _Buffers(x.shape, x.dtype), *outs)
             if extra is not None:
                 np.multiply(outs[0], extra, out=outs[0])
-        return outs
-    if isinstance(extra, float):
-        outs = _map(kernel, z, x, q, n_out, threads)
-        np.multiply(outs[0], extra, out=outs[0])
         return outs
     lay = _Layout(x, {"z": z, "q": q, "e": extra}, None)
     views = [o.reshape(lay.x.shape) for o in outs]
@@ -581,7 +576,7 @@ def loss(
             rows_out[...] = _divide(empty, empty if want_denom else None, reduction,
                                     n_reduced)
         return (rows_out, None) if with_denominator else rows_out
-    value, denom = _combine(results, lay, raxes, along0, reduction, want_denom)
+    value, denom = _combine(results, kept_shape, n_reduced, reduction, want_denom)
     return (value, denom) if with_denominator else value
 
 
@@ -614,18 +609,17 @@ def _options(lc: Array, zc: Array, xc: Array, qc: Any, wc: Array | None, mc: Arr
     return np.asarray(lc)
 
 
-def _combine(results: list[Any], lay: _Layout, raxes: tuple[int, ...], along0: bool,
-             reduction: str, want_denom: bool) -> tuple[Array, Array | None]:
+def _combine(results: list[Any], kept: tuple[int, ...], n: float, reduction: str,
+             want_denom: bool) -> tuple[Array, Array | None]:
     """Chunk sums (and denominators) along the chunked axis into the reduction and its
-    denominator, in float64, added in chunk order."""
-    kept = tuple(d for i, d in enumerate(lay.x.shape) if i not in raxes)
+    denominator, in float64, added in chunk order (``kept``: the result's shape; ``n``:
+    the number of reduced elements per result)."""
     total = np.zeros(kept, np.float64)
     denom = np.zeros(kept, np.float64) if want_denom else None
     for t, d in results:  # in chunk order: the same sums for every thread count
         total += t
         if denom is not None:
             denom += d
-    n = float(math.prod(lay.x.shape[i] for i in raxes))
     if reduction == "mean" and denom is None:
         denom = np.full(kept, n)
     return _divide(total, denom, reduction, n), (None if reduction == "sum" else denom)

@@ -91,6 +91,15 @@ def _sigmoid(x: Any) -> Any:
     return torch.where(pos, 1.0 / (1.0 + torch.exp(-xp)), en / (1.0 + en))
 
 
+def grad_graph(z: Any, x: Any, q: Any) -> Any:
+    """The gradient ``(1 - z)·σ(x) - q·z·σ(-x)`` in differentiable torch ops, for the
+    backward passes under ``create_graph=True`` (double backward), with a σ whose own
+    derivative is accurate too (``torch.sigmoid``'s backward forms ``1 - σ``, which
+    cancels). Bool labels are cast to the logits' dtype."""
+    z = z.to(x.dtype)
+    return (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
+
+
 def cupy_stream(x: Any) -> Any:
     """A context that runs CuPy on the tensor's current torch stream (a no-op on the
     default stream, which both libraries share)."""
@@ -140,10 +149,7 @@ def _make_function() -> Any:
                 else:  # CuPy's kernel gives the Hessian too
                     g, _ = _run(ctx.kind, "grad_hess", z, x, q)
                 return None, go * g, None, None, None
-            # create_graph=True: d/dx = (1 - z)·σ(x) - q·z·σ(-x), with a σ whose own derivative is
-            # accurate too (torch.sigmoid's backward forms 1 - σ, which cancels)
-            g = (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
-            return None, go * g, None, None, None
+            return None, go * grad_graph(z, x, q), None, None, None  # create_graph=True
 
     return WeightedLoss
 
@@ -176,7 +182,7 @@ def _make_reduced_function() -> Any:
             w = next(it) if ctx.w else None
             m = next(it) if ctx.m else None
             if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
-                g = (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
+                g = grad_graph(z, x, q)
                 if w is not None:
                     g = g * w
                 if m is not None:

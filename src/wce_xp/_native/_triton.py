@@ -135,6 +135,8 @@ def grad(z: Any, x: Any, q: Any, go: Any, divisor: float = 1.0) -> Any:
 def _make_functions() -> tuple[Any, Any]:
     import torch
 
+    from ._torch import grad_graph
+
     class TritonLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
         def forward(ctx: Any, x: Any, z: Any, q: Any) -> Any:
@@ -147,9 +149,7 @@ def _make_functions() -> tuple[Any, Any]:
             x, z, *rest = ctx.saved_tensors
             q = rest[0] if rest else ctx.q
             if torch.is_grad_enabled():  # double backward: differentiable torch ops
-                from ._torch import _sigmoid
-
-                g = (1.0 - z.to(x.dtype)) * _sigmoid(x) - (q * z.to(x.dtype)) * _sigmoid(-x)
+                g = grad_graph(z, x, q)
                 return go * g, None, None
             return grad(z, x, q, go), None, None
 
@@ -166,9 +166,7 @@ def _make_functions() -> tuple[Any, Any]:
             x, z, *rest = ctx.saved_tensors
             q = rest[0] if rest else ctx.q
             if torch.is_grad_enabled():
-                from ._torch import _sigmoid
-
-                g = (1.0 - z.to(x.dtype)) * _sigmoid(x) - (q * z.to(x.dtype)) * _sigmoid(-x)
+                g = grad_graph(z, x, q)
                 return go * g / ctx.divisor, None, None, None
             return grad(z, x, q, go, ctx.divisor), None, None, None
 
