@@ -9,6 +9,7 @@ tensors only, so they run in every session at the same small cost.
 from __future__ import annotations
 
 import itertools
+import threading
 import tracemalloc
 
 import numpy as np
@@ -162,9 +163,54 @@ def test_thread_settings(monkeypatch):
         with pytest.raises(ValueError, match="WCE_XP_NUM_THREADS: expected a positive"):
             wce_xp.get_num_threads()
         monkeypatch.delenv("WCE_XP_NUM_THREADS")
-        assert wce_xp.get_num_threads() == 1
+        assert wce_xp.get_num_threads() == _numpy.cores()
     finally:
         _numpy._threads = old
+
+
+@pytest.mark.parametrize("threads", [2, 3, 16])
+@pytest.mark.parametrize("n_chunks", [2, 7, 50])
+def test_chunks_each_run_once_and_come_back_in_order(threads, n_chunks):
+    chunks = [(i, i + 1) for i in range(n_chunks)]
+    seen, lock = [], threading.Lock()
+
+    def task(i0, i1):
+        with lock:
+            seen.append(i0)
+        return (i0, i1)
+
+    assert _numpy._for_chunks(task, chunks, threads) == chunks
+    assert sorted(seen) == list(range(n_chunks))
+
+
+def test_the_calling_thread_does_the_work_when_the_pool_is_busy():
+    """With every pool thread held by other work, a call still finishes: the caller
+    takes every group itself and does not wait for helpers that never started (before
+    this, the caller took one group of eight and waited for the pool to do the rest)."""
+    release = threading.Event()
+    pool = _numpy._executor(3)  # the pool may be larger: hold every one of its threads
+    blockers = [pool.submit(release.wait) for _ in range(_numpy._pool_size)]
+    try:
+        done = []
+        t = threading.Thread(target=lambda: done.append(
+            _numpy._for_chunks(lambda i0, i1: i0, [(i, i + 1) for i in range(40)], 4)))
+        t.start()
+        t.join(timeout=30)
+        assert done == [list(range(40))]
+    finally:
+        release.set()
+        for b in blockers:
+            b.result()
+
+
+def test_a_helper_threads_error_reaches_the_caller():
+    def task(i0, i1):
+        if i0 == 37:
+            raise ZeroDivisionError("chunk 37")
+        return i0
+
+    with pytest.raises(ZeroDivisionError, match="chunk 37"):
+        _numpy._for_chunks(task, [(i, i + 1) for i in range(40)], 2)
 
 
 @pytest.mark.parametrize("option", ["smoothing", "mask", "bool labels", "int labels",

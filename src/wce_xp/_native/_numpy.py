@@ -21,6 +21,7 @@ focal factor, masks and weights use the generic code itself, on chunk-sized arra
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -33,7 +34,7 @@ import numpy as np
 Array = Any
 
 # Elements per chunk: the buffers of one thread stay well inside a 1-2 MiB L2 cache.
-CHUNK = 1 << 15
+CHUNK = 1 << 16
 
 # 0·inf (an infinite logit with a zero coefficient) and exp overflow are intended and
 # resolved in the kernels; NumPy would warn about them.
@@ -42,20 +43,17 @@ _QUIET = {"invalid": "ignore", "over": "ignore"}
 # --- threads ------------------------------------------------------------------------
 
 _ENV = "WCE_XP_NUM_THREADS"
-_threads: int | None = None  # None: from the environment variable, else 1
+_threads: int | None = None  # None: from the environment variable, else every core
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _default_threads() -> int:
-    """``WCE_XP_NUM_THREADS`` (a positive integer, or ``all`` for every core this process
-    may run on), else 1: on the 2-core machine of BENCHMARKS.md two threads measured no
-    faster than one (each ufunc call hands the GIL over; see the thread table there)."""
+    """``WCE_XP_NUM_THREADS`` (a positive integer, or ``all``), else every core this
+    process may run on."""
     env = os.environ.get(_ENV, "").strip().lower()
-    if not env:
-        return 1
-    if env == "all":
+    if not env or env == "all":
         return cores()
     try:
         n = int(env)
@@ -77,7 +75,7 @@ def cores() -> int:
 def get_num_threads() -> int:
     """The number of threads of the NumPy engine.
 
-    NumPy arrays are computed in chunks of about 32K elements on a pool of this many
+    NumPy arrays are computed in chunks of about 64K elements on a pool of this many
     threads (ufuncs release the GIL); PyTorch CPU tensors use at most
     ``torch.get_num_threads()`` of them. Results do not depend on it: the chunks and
     the order in which their sums are added are fixed.
@@ -86,15 +84,15 @@ def get_num_threads() -> int:
     -------
     int
         The value of :func:`set_num_threads` if set, else the environment variable
-        ``WCE_XP_NUM_THREADS`` (a positive integer, or ``all`` for every core this
-        process may run on), else 1.
+        ``WCE_XP_NUM_THREADS`` (a positive integer, or ``all``), else every core this
+        process may run on.
 
     Notes
     -----
-    The default is one thread because on the 2-core machine of BENCHMARKS.md two
-    threads measured no faster than one: each ufunc call on a chunk hands the GIL
-    over, and at 32K elements per call that hand-over costs about what the work
-    does. Measure on your machine (``benchmarks/training.py`` prints the table).
+    Calls on at most one chunk (64K elements) run on the calling thread. On the
+    2-core machine of BENCHMARKS.md two threads are 1.3-1.6x faster than one from
+    5e5 float32 elements up (1.7-1.9x in float64); ``benchmarks/training.py`` prints
+    the table for your machine.
 
     Examples
     --------
@@ -112,7 +110,7 @@ def set_num_threads(n: int | None) -> None:
     ----------
     n : int or None
         A positive number of threads; ``None`` restores the default
-        (``WCE_XP_NUM_THREADS``, else 1).
+        (``WCE_XP_NUM_THREADS``, else every core).
 
     Raises
     ------
@@ -162,19 +160,30 @@ def _run_group(task: Callable[[int, int], Any], group: Sequence[tuple[int, int]]
 def _for_chunks(task: Callable[[int, int], Any], chunks: list[tuple[int, int]],
                 threads: int) -> list[Any]:
     """``task(i0, i1)`` for every chunk, on up to ``threads`` threads; results in chunk
-    order. Chunks go to threads in contiguous groups, a few per thread."""
+    order. Chunks are cut into contiguous groups, a few per thread, and every thread
+    (the calling one included) takes the next group left until none is: a thread
+    that is slowed (another process, a page fault) takes fewer."""
     if threads <= 1 or len(chunks) < 2:
         return _run_group(task, chunks)
     k = min(len(chunks), 4 * threads)
     step = -(-len(chunks) // k)
     groups = [chunks[i:i + step] for i in range(0, len(chunks), step)]
-    # the calling thread is one of the threads: it takes the first group
+    results: list[list[Any] | None] = [None] * len(groups)
+    taken = itertools.count()  # next() on a count is atomic: one group per take
+
+    def worker() -> None:
+        for i in iter(taken.__next__, None):
+            if i >= len(groups):
+                return
+            results[i] = _run_group(task, groups[i])
+
     pool = _executor(threads - 1)
-    futures = [pool.submit(_run_group, task, g) for g in groups[1:]]
-    out = _run_group(task, groups[0])
+    futures = [pool.submit(worker) for _ in range(min(threads, len(groups)) - 1)]
+    worker()
     for f in futures:
-        out.extend(f.result())
-    return out
+        if not f.cancel():  # a helper still queued behind other calls' work is not waited for
+            f.result()  # re-raises a helper's error
+    return [r for group in results for r in group]  # type: ignore[union-attr]
 
 
 # --- per-thread buffers -------------------------------------------------------------
