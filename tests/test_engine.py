@@ -312,6 +312,36 @@ def test_express_lane_with_labels_that_require_grad_under_no_grad():
     assert torch.allclose(got, ref)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_express_label_check_at_the_edges_of_the_unit_interval(monkeypatch, dtype):
+    """The lane's label check reads the bits as unsigned integers: every label in
+    [+0, 1] passes, everything else (and -0.0, which the general path then takes)
+    goes to the general path, which raises for what is out of range."""
+    info = np.finfo(dtype)
+    x = np.linspace(-3, 3, 6, dtype=dtype)
+    inside = [0.0, info.smallest_subnormal, info.tiny, 0.5, np.nextafter(1, 0, dtype=dtype), 1.0]
+    outside = [np.nextafter(1, 2, dtype=dtype), 2.0, np.inf, np.nan, -info.smallest_subnormal,
+               -1.0, -np.inf]
+    for v in inside:
+        z = np.full(6, v, dtype)
+        assert _express._labels_ok(z), v
+        assert _express.numpy_call(z, x, 2.0, True, "none") is not None
+    for v in outside:
+        z = np.full(6, v, dtype)
+        assert not _express._labels_ok(z), v
+        with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+            wce(z, x, 2.0)
+    z = np.array([0.0, -0.0, 1.0, 0.5, 1.0, 0.0], dtype)  # -0.0: in range, general path
+    assert not _express._labels_ok(z)
+    got = wce(z, x, 2.0)
+    with monkeypatch.context() as mp:
+        _general(mp)
+        np.testing.assert_array_equal(got, wce(np.abs(z), x, 2.0))
+    np.testing.assert_array_equal(got, _express.numpy_call(np.abs(z), x, 2.0, True, "none"))
+    strided = np.full((6, 2), 0.25, dtype)[:, 0]  # a view with strides
+    assert _express._labels_ok(strided)
+
+
 def test_express_lane_leaves_errors_to_the_general_path():
     x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
     z = np.full_like(x, 0.5)

@@ -67,10 +67,20 @@ def _q_array(q: np.ndarray, x: np.ndarray, checked: bool) -> np.ndarray | float 
 _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 
 
+# Labels in [+0, 1] are exactly the floats whose bits, read as an unsigned integer, are
+# at most those of 1.0: negative numbers (-0.0 included) have the sign bit and NaN is
+# above infinity. One integer max instead of a min and a max. A -0.0 label (in range,
+# but refused here) goes to the general path, which takes it.
+_ONE_BITS = {np.dtype(np.float32): (np.dtype(np.uint32), np.uint32(0x3F800000)),
+             np.dtype(np.float64): (np.dtype(np.uint64), np.uint64(0x3FF0000000000000))}
+
+
 def _labels_ok(z: np.ndarray) -> bool:
+    """Whether every label is in [+0, 1] (bool labels are)."""
     if z.dtype == _BOOL:
         return True
-    return bool(bounds_hold(_MIN(z, axis=None), _MAX(z, axis=None), 0.0, 1.0))  # NaN fails
+    bits, one = _ONE_BITS[z.dtype]
+    return bool(_MAX(z.view(bits), axis=None) <= one)
 
 
 def numpy_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
@@ -93,7 +103,7 @@ def numpy_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
 def _engine(z: np.ndarray, x: np.ndarray, q: Any, nonneg: bool, reduction: str,
             threads: int | None) -> np.ndarray:
     if x.size <= _numpy.CHUNK and isinstance(q, float):
-        out = _numpy.one_chunk(z, x, q, nonneg=nonneg, reduction=reduction)
+        out = _numpy.one_chunk_quiet(z, x, q, nonneg, reduction)
     else:
         out = _numpy.loss(z, x, q, reduction=reduction, axes=tuple(range(x.ndim)),
                           nonneg=nonneg, threads=threads)
