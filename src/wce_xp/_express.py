@@ -71,8 +71,9 @@ _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 # at most those of 1.0: negative numbers (-0.0 included) have the sign bit and NaN is
 # above infinity. One integer max instead of a min and a max. A -0.0 label (in range,
 # but refused here) goes to the general path, which takes it.
-_ONE_BITS = {np.dtype(np.float32): (np.dtype(np.uint32), np.uint32(0x3F800000)),
-             np.dtype(np.float64): (np.dtype(np.uint64), np.uint64(0x3FF0000000000000))}
+_ONE_BITS: dict[Any, tuple[Any, Any]] = {
+    np.dtype(np.float32): (np.dtype(np.uint32), np.uint32(0x3F800000)),
+    np.dtype(np.float64): (np.dtype(np.uint64), np.uint64(0x3FF0000000000000))}
 
 
 def _labels_ok(z: np.ndarray) -> bool:
