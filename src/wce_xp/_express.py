@@ -117,7 +117,8 @@ def _torch() -> tuple[Any, ...]:
         import torch
         import torch.autograd.forward_ad as fwad
 
-        _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, fwad)
+        _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, fwad, torch,
+                        torch._C._functorch.is_functorch_wrapped_tensor)
     return _torch_types
 
 
@@ -125,29 +126,28 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
                reduction: str) -> Any:
     """The loss of one call on CPU tensors (through the native path's autograd Functions
     where the logits require a gradient), or None."""
-    import torch
-
-    tensor, f32, f64, tbool, fwad = _torch()
+    tensor, f32, f64, tbool, fwad, torch, wrapped = _torch_types or _torch()
     x, z = logits, labels
-    if (type(z) is not tensor or x.is_cuda or z.is_cuda or (x.dtype is not f32
-            and x.dtype is not f64) or (z.dtype is not x.dtype and z.dtype is not tbool)
-            or not x.is_cpu or not z.is_cpu or z.shape != x.shape
-            or not x.numel() or _dispatch._FORCE_GENERIC):
+    if type(z) is not tensor or _dispatch._FORCE_GENERIC:
         return None
-    grad = torch.is_grad_enabled() and x.requires_grad
-    if torch.is_grad_enabled() and z.requires_grad:
+    dt = x.dtype
+    if ((dt is not f32 and dt is not f64) or (z.dtype is not dt and z.dtype is not tbool)
+            or not x.is_cpu or not z.is_cpu or z.shape != x.shape or not x.numel()):
+        return None
+    enabled = torch.is_grad_enabled()
+    grad = enabled and x.requires_grad
+    if enabled and z.requires_grad:
         return None  # a gradient in the labels: the general path's generic graph
-    if (torch.compiler.is_compiling() or fwad._current_level >= 0
-            or torch._C._functorch.is_functorch_wrapped_tensor(x)
-            or torch._C._functorch.is_functorch_wrapped_tensor(z)):
+    if (fwad._current_level >= 0 or torch.compiler.is_compiling()
+            or wrapped(x) or wrapped(z)):
         return None
     checked = _checked(validate)
     if checked is None:
         return None
-    zn, xn = z.detach().numpy(), x.detach().numpy()
+    zn = z.detach().numpy() if z.requires_grad else z.numpy()
+    xn = x.detach().numpy() if x.requires_grad else x.numpy()
     if type(pos_weight) is tensor:  # PyTorch's own pos_weight: a CPU tensor, no gradient
-        if (pos_weight.is_cuda or not pos_weight.is_cpu or pos_weight.requires_grad
-                or fwad._current_level >= 0):
+        if not pos_weight.is_cpu or pos_weight.requires_grad:
             return None
         qn = _q_array(pos_weight.numpy(), xn, checked)
         q: Any = qn if isinstance(qn, float) or qn is None else pos_weight
@@ -156,14 +156,25 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     if q is None or (checked and not _labels_ok(zn)):
         return None
     if grad:  # the autograd Functions of the native path, without the front door
-        from ._native import _torch as native_torch
-
+        native_torch = _native_torch or _load_native_torch()
         if reduction == "none":
-            return native_torch.weighted_loss(z, x, q, nonneg=checked)
-        return native_torch.reduced_loss(z, x, q, weight=None, mask=None,
-                                         reduction=reduction, nonneg=checked)
-    from ._native._torch import _threads
-
-    threads = 1 if x.numel() <= _numpy.CHUNK else _threads()
+            return native_torch.apply_loss(z, x, q, checked)
+        return native_torch.apply_reduced(z, x, q, reduction, checked)
+    threads = 1 if x.numel() <= _numpy.CHUNK else _native_threads(x)
     qe = q if isinstance(q, float) else q.numpy()
     return torch.from_numpy(_engine(zn, xn, qe, checked, reduction, threads))
+
+
+def _native_threads(x: Any) -> int:
+    return int((_native_torch or _load_native_torch())._threads(x))
+
+
+_native_torch: Any = None
+
+
+def _load_native_torch() -> Any:
+    global _native_torch
+    from ._native import _torch as native_torch
+
+    _native_torch = native_torch
+    return native_torch

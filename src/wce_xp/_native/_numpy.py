@@ -49,10 +49,24 @@ _pool_size = 0
 _pool_lock = threading.Lock()
 
 
+_default_cache: tuple[str | None, int] = (None, 0)  # (the variable's text, its value)
+
+
 def _default_threads() -> int:
     """``WCE_XP_NUM_THREADS`` (a positive integer, or ``all``), else every core this
-    process may run on."""
-    env = os.environ.get(_ENV, "").strip().lower()
+    process may run on. Read on every call (a per-call cost of a dict lookup: the
+    value is cached by the variable's text)."""
+    global _default_cache
+    text = os.environ.get(_ENV, "")
+    if text == _default_cache[0]:
+        return _default_cache[1]
+    n = _parse_threads(text)
+    _default_cache = (text, n)
+    return n
+
+
+def _parse_threads(text: str) -> int:
+    env = text.strip().lower()
     if not env or env == "all":
         return cores()
     try:
@@ -424,10 +438,7 @@ def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
     if x.size == 0:
         return outs
     if x.size <= CHUNK and x.ndim and z.shape == x.shape:  # one chunk: ufuncs broadcast
-        with np.errstate(**_QUIET):  # type: ignore[arg-type]
-            kernel(x, z, q, _Buffers(x.shape, x.dtype), *outs)
-            if extra is not None:
-                np.multiply(outs[0], extra, out=outs[0])
+        _one_map(kernel, z, x, q, outs, extra)
         return outs
     lay = _Layout(x, {"z": z, "q": q, "e": extra}, None)
     views = [o.reshape(lay.x.shape) for o in outs]
@@ -442,6 +453,14 @@ def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
 
     _for_chunks(task, lay.chunks, _threads_for(threads, x.size))
     return outs
+
+
+@np.errstate(**_QUIET)  # type: ignore[arg-type]
+def _one_map(kernel: Any, z: Array, x: Array, q: Array | float, outs: list[Array],
+             extra: Array | None) -> None:
+    kernel(x, z, q, _Buffers(x.shape, x.dtype), *outs)
+    if extra is not None:
+        np.multiply(outs[0], extra, out=outs[0])
 
 
 def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False,

@@ -46,8 +46,11 @@ def _kernel_backend(x: Any) -> str | None:
     return None
 
 
-def _threads() -> int:
-    """PyTorch's thread setting caps the engine's (it is PyTorch's users' knob)."""
+def _threads(x: Any) -> int:
+    """PyTorch's thread setting caps the engine's (it is PyTorch's users' knob); one
+    thread for a tensor of one chunk (no need to ask)."""
+    if x.numel() <= _numpy.CHUNK:
+        return 1
     import torch
 
     return min(int(torch.get_num_threads()), _numpy.get_num_threads())
@@ -62,7 +65,7 @@ def _run(kind: str, fn: str, z: Any, x: Any, q: Any, nonneg: bool = False) -> An
     import torch
 
     if kind == "numpy":
-        kw: dict[str, Any] = {"threads": _threads()}
+        kw: dict[str, Any] = {"threads": _threads(x)}
         if fn == "weighted_loss":
             kw["nonneg"] = nonneg
         res = getattr(_numpy, fn)(_np(z), _np(x), _np(q), **kw)
@@ -142,7 +145,7 @@ def _make_function() -> Any:
             if not torch.is_grad_enabled():  # first-order only: the fused kernel
                 if ctx.kind == "numpy" and go.dtype == x.dtype and go.device == x.device:
                     g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
-                                    threads=_threads())
+                                    threads=_threads(x))
                     return None, torch.from_numpy(g), None, None, None
                 if ctx.kind == "numpy":
                     g = _run("numpy", "grad", z, x, q)
@@ -157,6 +160,8 @@ def _make_function() -> Any:
 def _make_reduced_function() -> Any:
     import torch
 
+    tensor = torch.Tensor
+
     class ReducedLoss(torch.autograd.Function):  # type: ignore[misc]
         """sum/mean/weighted_mean over every element, the loss never materialized; the
         backward pass computes the gradient only (one chunked pass on CPU)."""
@@ -164,15 +169,29 @@ def _make_reduced_function() -> Any:
         @staticmethod
         def forward(ctx: Any, x: Any, z: Any, q: Any, w: Any, m: Any, reduction: str,
                     nonneg: bool) -> Any:
+            xn = x.detach().numpy()
+            zn = z.detach().numpy() if z.requires_grad else z.numpy()
+            saved = [z, x]
+            qn = q
+            if type(q) is tensor:
+                qn = q.detach().numpy()
+                saved.append(q)
+            wn = mn = None
+            if w is not None:
+                wn = w.detach().numpy()
+                saved.append(w)
+            if m is not None:
+                mn = m.detach().numpy()
+                saved.append(m)
             value, denom = _numpy.loss(
-                _np(z), _np(x), _np(q), weight=_np(w), mask=_np(m), reduction=reduction,
-                axes=tuple(range(x.ndim)), nonneg=nonneg, threads=_threads(),
+                zn, xn, qn, weight=wn, mask=mn, reduction=reduction,
+                axes=tuple(range(x.ndim)), nonneg=nonneg, threads=_threads(x),
                 with_denominator=True)
-            ctx.save_for_backward(z, x, *(t for t in (q, w, m) if isinstance(t, torch.Tensor)))
-            ctx.q, ctx.w, ctx.m = (isinstance(t, torch.Tensor) for t in (q, w, m))
-            ctx.q_float = q if isinstance(q, float) else None
+            ctx.save_for_backward(*saved)
+            ctx.q, ctx.w, ctx.m = qn is not q, w is not None, m is not None
+            ctx.q_float = q if qn is q else None
             ctx.denom = None if denom is None else float(denom)
-            return torch.from_numpy(np.asarray(value, _np(x).dtype))
+            return torch.from_numpy(np.asarray(value, xn.dtype))
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
@@ -191,11 +210,12 @@ def _make_reduced_function() -> Any:
                         None, None, None, None, None, None)
             # one chunked pass, the incoming gradient and the mean's 1/n folded in
             scale = float(go) if ctx.denom is None else float(go) / ctx.denom
-            gn = _numpy.grad(_np(z), _np(x), _np(q), scale=scale, threads=_threads())
+            gn = _numpy.grad(z.numpy(), x.detach().numpy(), q if ctx.q_float is not None
+                             else q.numpy(), scale=scale, threads=_threads(x))
             if w is not None:
-                np.multiply(gn, _np(w), out=gn)
+                np.multiply(gn, w.numpy(), out=gn)
             if m is not None:
-                np.multiply(gn, _np(m), out=gn)  # masked elements: z = x = 0, finite
+                np.multiply(gn, m.numpy(), out=gn)  # masked elements: z = x = 0, finite
             return torch.from_numpy(gn), None, None, None, None, None, None
 
     return ReducedLoss
@@ -203,6 +223,24 @@ def _make_reduced_function() -> Any:
 
 _FUNCTION: Any = None
 _REDUCED: Any = None
+
+
+def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool) -> Array:
+    """The elementwise autograd Function on CPU tensors the caller has checked."""
+    global _FUNCTION
+    if _FUNCTION is None:
+        _FUNCTION = _make_function()
+    return _FUNCTION.apply(z, x, q, "numpy", nonneg)
+
+
+def apply_reduced(z: Array, x: Array, q: Array | float, reduction: str,
+                  nonneg: bool) -> Array:
+    """The fused reduction's autograd Function (no weight or mask) on CPU tensors the
+    caller has checked."""
+    global _REDUCED
+    if _REDUCED is None:
+        _REDUCED = _make_reduced_function()
+    return _REDUCED.apply(x, z, q, None, None, reduction, nonneg)
 
 
 def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
@@ -222,7 +260,7 @@ def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
     if not (torch.is_grad_enabled() and x.requires_grad):
         value = _numpy.loss(_np(z), _np(x), _np(q), weight=_np(weight), mask=_np(mask),
                             reduction=reduction, axes=tuple(range(x.ndim)), nonneg=nonneg,
-                            threads=_threads())
+                            threads=_threads(x))
         return torch.from_numpy(np.asarray(value))
     if _REDUCED is None:
         _REDUCED = _make_reduced_function()
