@@ -103,8 +103,8 @@ def get_num_threads() -> int:
 
     Notes
     -----
-    Calls on at most one chunk (64K elements) run on the calling thread. On the
-    2-core machine of BENCHMARKS.md two threads are 1.3-1.6x faster than one from
+    Calls on fewer than four chunks (256K elements) run on the calling thread. On the
+    2-core machine of BENCHMARKS.md two threads were 1.1-1.6x faster than one from
     5e5 float32 elements up (1.7-1.9x in float64); ``benchmarks/training.py`` prints
     the table for your machine.
 
@@ -421,8 +421,13 @@ class _Layout:
         return self.scalars.get(name) if v is None else v[i0:i1]
 
 
+# Below four chunks a second thread does not pay for its GIL hand-overs (measured on
+# the 2-core machine of BENCHMARKS.md: float32, 1.3e5-2e5 elements, 0.8-0.9x).
+PARALLEL_MIN = 4 * CHUNK
+
+
 def _threads_for(threads: int | None, size: int) -> int:
-    if size <= CHUNK:
+    if size < PARALLEL_MIN:
         return 1
     return get_num_threads() if threads is None else threads
 
