@@ -45,7 +45,7 @@ def _pytest(session: nox.Session, backend: str, *extra: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("-e", ".", "ruff", "mypy")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "docs", "noxfile.py",
+    session.run("ruff", "check", "src", "tests", "benchmarks", "docs", "noxfile.py", "setup.py",
                 "conftest.py")
     session.run("mypy")
 

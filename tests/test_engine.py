@@ -19,6 +19,8 @@ import wce_xp
 from wce_xp import _dispatch, _express
 from wce_xp._native import _numpy
 
+from . import _reference as R
+
 generic = _dispatch.generic_only
 wce = wce_xp.weighted_cross_entropy_with_logits
 focal = wce_xp.sigmoid_focal_loss
@@ -414,3 +416,141 @@ def test_torch_backward_with_a_strided_incoming_gradient():
     with np.errstate(over="ignore"):
         scale = 4 * ((1 - zn) / (1 + np.exp(-xn)) + qn * zn / (1 + np.exp(xn)))
     assert np.all(np.abs(res[0] - res[1]) <= 8 * np.finfo(np.float64).eps * scale + 1e-300)
+
+
+# --- the float32 kernels in C (wce_xp._fused) against the ufunc kernels and mpmath ----
+
+
+@pytest.fixture(params=["C", "ufuncs"])
+def kernels(request, monkeypatch):
+    """The engine's float32 kernels: the C ones (skipped where they were not built) or
+    the NumPy ufunc ones they stand in for."""
+    if request.param == "C":
+        if _numpy._fused_module is None:
+            pytest.skip("wce_xp._fused was not built (no C compiler at install)")
+        monkeypatch.setattr(_numpy, "_fused", _numpy._fused_module)
+    else:
+        monkeypatch.setattr(_numpy, "_fused", None)
+    return request.param
+
+
+def _scalar_q_grid():
+    """accuracy_grid's logits and labels (signed labels too: validate=False) with each
+    scalar pos_weight; q is one number per call, as the C kernels take it."""
+    x, z, _ = R.accuracy_grid("float32")
+    keep = np.ones(x.shape, bool)
+    keep[::3] = False  # a third fewer points: the grid repeats each (x, z) per q
+    x = np.concatenate([x[keep], [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-45, -1e-45]])
+    z = np.concatenate([z[keep], [0.0, 1.0, 0.5, 2.0, -0.5, 1.0, 0.0]]).astype(np.float32)
+    return x.astype(np.float32), z
+
+
+@pytest.mark.parametrize("q", [0.0, 1.0, 2.5, 1e-3, 1e3])
+def test_float32_kernels_against_mpmath(kernels, q):
+    """C: at most 1 ulp (double precision inside, one rounding); the ufunc kernels: the
+    library's 4 ulp. Elementwise, the float64 sum, and bool labels."""
+    x, z = _scalar_q_grid()
+    q = float(np.float32(q))  # the float32 value, as the reference sees it
+    ref = R.vectorize(R.loss, x, z, q)
+    bound = 1.0 if kernels == "C" else 4.0
+    got = _numpy.weighted_loss(z, x, float(q))
+    err = R.ulp_error(got, ref, "float32")
+    worst = int(np.argmax(err))
+    assert err.max() <= bound, (
+        f"{kernels}: {err.max():.2f} ulp at x={x[worst]!r}, z={z[worst]!r}, q={q}")
+    # one chunk through the engine: elementwise and the fused float64 sum
+    finite = np.isfinite(x) & (z >= 0) & (z <= 1)
+    xs, zs = x[finite][:4000], z[finite][:4000]
+    el = _numpy.one_chunk(zs, xs, float(q), nonneg=True, reduction="none")
+    np.testing.assert_array_equal(el, got[finite][:4000])
+    total = _numpy.one_chunk(zs, xs, float(q), nonneg=True, reduction="sum")
+    assert total == pytest.approx(float(np.add.reduce(el, dtype=np.float64)), rel=1e-14)
+    hard = zs == np.round(zs)
+    np.testing.assert_array_equal(
+        _numpy.weighted_loss(zs[hard] > 0.5, xs[hard], float(q)), el[hard])
+
+
+@pytest.mark.parametrize("q", [0.0, 1.0, 2.5, 1e3])
+def test_float32_gradient_kernels_against_mpmath(kernels, q):
+    """The gradient within 2 ulp (C) or 8 ulp (ufuncs) of the scale
+    (1 - z)σ(x) + qzσ(-x), which bounds what its cancellation can keep; a scale."""
+    x, z = _scalar_q_grid()
+    ok = (z >= 0) & (z <= 1) & ~np.isnan(x)
+    x, z = x[ok], z[ok]
+    q = float(np.float32(q))
+    ref = R.vectorize(lambda *a: R.grad(*a)[0], x, z, q)
+    scale = R.vectorize(lambda *a: R.grad(*a)[1], x, z, q).astype(np.float64)
+    got = _numpy.grad(z, x, float(q), scale=0.5)
+    diff = np.abs(got.astype(np.float64) - 0.5 * ref.astype(np.float64))
+    eps = np.finfo(np.float32).eps
+    bound = (2 if kernels == "C" else 8) * eps * 0.5 * scale + R.TINY["float32"]
+    worst = int(np.argmax(diff - bound))
+    assert np.all(diff <= bound), f"{kernels}: at x={x[worst]!r}, z={z[worst]!r}"
+
+
+def test_c_kernels_take_only_what_they_can(monkeypatch):
+    """float32 logits with float32/bool labels and a number or float32 pos_weight go to
+    the C kernels, however laid out (strided or broadcast operands are copied first);
+    float64 and other dtypes to the ufunc kernels. The C entry points refuse wrong
+    buffers with errors that name them."""
+    if _numpy._fused_module is None:
+        pytest.skip("wce_xp._fused was not built (no C compiler at install)")
+    f = _numpy._fused_module
+    x = np.linspace(-3, 3, 12, dtype=np.float32)
+    z = np.full(12, 0.5, np.float32)
+    q = np.full(12, 2.0, np.float32)
+    for args in ((x, z, 2.0), (x[::2], z[::2], 2.0), (x, z > 0.2, 2.0), (x, z, q),
+                 (x.reshape(3, 4), z[:4], q[:4]), (x, z, np.float32(2.0))):
+        c = _numpy._c_args(*args)
+        assert c is not None
+        assert all(a.flags.c_contiguous and a.dtype == np.float32 for a in c
+                   if not isinstance(a, float))
+    for args in ((x.astype(np.float64), z, 2.0), (x, z.astype(np.float64), 2.0),
+                 (x, z.astype(np.int8), 2.0), (x, z, q.astype(np.float64))):
+        assert _numpy._c_args(*args) is None
+    out = np.empty(12, np.float32)
+    with pytest.raises(TypeError, match="x: expected float32"):
+        f.loss(x.astype(np.float64), z, 2.0, out)
+    with pytest.raises(TypeError, match="z: expected float32"):
+        f.loss(x, z > 0.2, 2.0, out)
+    with pytest.raises(ValueError, match="z: expected as many elements as x"):
+        f.loss(x, z[:5], 2.0, out)
+    with pytest.raises(ValueError, match="q: expected as many elements as x"):
+        f.loss(x, z, q[:5], out)
+    with pytest.raises(TypeError, match="q: expected float32"):
+        f.loss_sum(x, z, q.astype(np.float64))
+    with pytest.raises(ValueError, match="out: expected as many elements as x"):
+        f.loss(x, z, 2.0, out[:5])
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        f.loss(x[::2], z[::2], 2.0, out[:6])
+    ro = np.empty(12, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        f.loss(x, z, 2.0, ro)
+    # a number and the same number per element: the same arithmetic, bitwise
+    f.loss(x, z, 2.0, out)
+    per = np.empty_like(out)
+    f.loss(x, z, q, per)
+    np.testing.assert_array_equal(out, per)
+    assert f.loss_sum(x, z, 2.0) == f.loss_sum(x, z, q)
+    g1, g2 = np.empty_like(out), np.empty_like(out)
+    f.grad(x, z, 2.0, 0.25, g1)
+    f.grad(x, z, q, 0.25, g2)
+    np.testing.assert_array_equal(g1, g2)
+    # inputs are never modified
+    before = x.copy(), z.copy()
+    _numpy.weighted_loss(z[::2], x[::2], 2.0)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(z, before[1])
+
+
+def test_float32_kernels_with_pos_weight_per_element_against_mpmath(kernels):
+    """The accuracy grid as test_accuracy.py has it (pos_weight per element, float32):
+    C within 1 ulp of mpmath, the ufunc kernels within 4."""
+    x, z, q = R.accuracy_grid("float32")
+    ref = R.loss_reference("float32")
+    got = _numpy.weighted_loss(z, x, q)
+    err = R.ulp_error(got, ref, "float32")
+    worst = int(np.argmax(err))
+    assert err.max() <= (1.0 if kernels == "C" else 4.0), (
+        f"{kernels}: {err.max():.2f} ulp at x={x[worst]!r}, z={z[worst]!r}, q={q[worst]!r}")

@@ -10,7 +10,13 @@ per chunk too (label casts, masks, label smoothing, weights, the focal factor, a
 Chunks run on a pool of threads (ufuncs release the GIL); the chunking does not depend
 on the number of threads, and chunk sums are added in chunk order, so results are
 identical for every thread count. Measured in BENCHMARKS.md; tested against the
-generic path in tests/test_native.py.
+generic path in tests/test_native.py and tests/test_engine.py.
+
+float32 chunks go to the C kernels of :mod:`wce_xp._fused` (one pass per chunk, double
+precision inside, within 1 ulp of mpmath; the GIL released, so threads scale) where
+they were built; the ufunc kernels below are what they stand in for, and run
+everything else (float64; labels or weights of other dtypes; installs without a C
+compiler). tests/test_engine.py runs both against mpmath.
 
 The arithmetic is the generic one: ``L = c·|x| + l·log1p(exp(-|x|))`` with
 ``c = q·z`` for ``x < 0`` and ``1 - z`` otherwise, ``l = q·z + 1 - z``; ``c·|x|`` is
@@ -32,6 +38,48 @@ from typing import Any
 import numpy as np
 
 Array = Any
+
+try:  # the float32 kernels in C (optional: absent where no compiler built them)
+    from .. import _fused as _fused_module
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _fused_module = None
+
+# The C kernels, or None: tests set it to None to run the ufunc kernels they stand for.
+_fused: Any = _fused_module
+_F32 = np.dtype(np.float32)
+_BOOL = np.dtype(np.bool_)
+
+
+def _c_args(xc: Array, zc: Array, qc: Any) -> tuple[Array, Array, Any] | None:
+    """``(x, z, q)`` for the C kernels, or None where they cannot take this chunk.
+
+    They take float32 logits with float32 or bool labels and a number or float32
+    ``pos_weight`` (the ufunc kernels take the rest: float64, or labels or weights of
+    another dtype). Strided or broadcast operands are copied to one C-contiguous
+    float32 array each (one pass: the kernels then make one more, against the ufunc
+    kernels' twelve), so every float32 call gets the same arithmetic however its
+    operands were laid out or given.
+    """
+    if _fused is None or xc.dtype != _F32 or (zc.dtype != _F32 and zc.dtype != _BOOL):
+        return None
+    if type(qc) is not float:
+        if qc.dtype != _F32:
+            return None
+        if qc.shape != xc.shape or not qc.flags.c_contiguous:
+            qc = np.ascontiguousarray(np.broadcast_to(qc, xc.shape))
+    if zc.shape != xc.shape or not zc.flags.c_contiguous or zc.dtype == _BOOL:
+        zc = np.ascontiguousarray(np.broadcast_to(zc, xc.shape), dtype=_F32)
+    if not xc.flags.c_contiguous:
+        xc = np.ascontiguousarray(xc)
+    return xc, zc, qc
+
+
+def _c_chunks(dtype: Any, q: Any) -> bool:
+    """Whether the chunks will go to the C kernels (float32 logits, and a number or
+    float32 ``pos_weight``; the labels are not known yet, so a guess)."""
+    return _fused is not None and dtype == _F32 and (
+        isinstance(q, float) or getattr(q, "dtype", None) == _F32)
+
 
 # Elements per chunk: the buffers of one thread stay well inside a 1-2 MiB L2 cache.
 CHUNK = 1 << 16
@@ -278,6 +326,10 @@ def _chunk_loss(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Arr
     the remaining ``-inf`` or NaN of that case into the limit 0. A NaN logit still
     reaches the result through the log1p term.
     """
+    c = _c_args(xc, zc, qc)
+    if c is not None and out.flags.c_contiguous:
+        _fused.loss(*c, out)
+        return out
     na, b = _log_term(xc, zc, qc, buf)
     bx, ax = buf.b, buf.t
     np.multiply(b, xc, out=bx)  # b·x
@@ -300,6 +352,10 @@ def _chunk_loss_signed(
     ``check=False``: the caller looks for that NaN itself (in a sum it computes anyway)
     and calls :func:`_exact_signed` where it finds one.
     """
+    c = _c_args(xc, zc, qc)
+    if c is not None and out.flags.c_contiguous:  # the exact rule (no NaN check needed)
+        _fused.loss(*c, out)
+        return out
     na, b = _log_term(xc, zc, qc, buf)
     y, t = buf.y, buf.t
     np.maximum(xc, 0.0, out=y)
@@ -331,6 +387,10 @@ def _chunk_grad(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Arr
     ``σ(±x) = 1/(1 + exp(∓x))`` is accurate for every x (an overflowing exp gives 0,
     the right answer below the subnormal range), so no selection is needed.
     """
+    c = _c_args(xc, zc, qc)
+    if c is not None and out.flags.c_contiguous:
+        _fused.grad(*c, 1.0, out)
+        return out
     y, b = buf.y, buf.b
     np.subtract(1.0, zc, out=b)
     np.negative(xc, out=y)
@@ -421,13 +481,15 @@ class _Layout:
         return self.scalars.get(name) if v is None else v[i0:i1]
 
 
-# Below four chunks a second thread does not pay for its GIL hand-overs (measured on
-# the 2-core machine of BENCHMARKS.md: float32, 1.3e5-2e5 elements, 0.8-0.9x).
+# Below four chunks a second thread does not pay for the GIL hand-overs of the ufunc
+# kernels (measured on the 2-core machine of BENCHMARKS.md: float32, 1.3e5-2e5
+# elements, 0.8-0.9x); a C kernel takes a chunk in one call, and two chunks pay.
 PARALLEL_MIN = 4 * CHUNK
 
 
-def _threads_for(threads: int | None, size: int) -> int:
-    if size < PARALLEL_MIN:
+def _threads_for(threads: int | None, size: int, one_call: bool = False) -> int:
+    """Threads for ``size`` elements; ``one_call``: each chunk is one C call."""
+    if size <= CHUNK or (size < PARALLEL_MIN and not one_call):
         return 1
     return get_num_threads() if threads is None else threads
 
@@ -439,6 +501,8 @@ def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
     """``kernel`` over chunks into ``n_out`` new arrays of the logits' shape and dtype;
     ``extra`` (broadcasting to the logits) multiplies the first output."""
     z, x = np.asarray(z), np.asarray(x)  # NumPy's 0-d arithmetic gives scalars
+    if not isinstance(q, float) and np.ndim(q) == 0:  # one value: a number (as loss())
+        q = float(q)
     outs = [np.empty(x.shape, x.dtype) for _ in range(n_out)]
     if x.size == 0:
         return outs
@@ -456,7 +520,7 @@ def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
         if extra is not None:
             np.multiply(views[0][i0:i1], lay.get("e", i0, i1), out=views[0][i0:i1])
 
-    _for_chunks(task, lay.chunks, _threads_for(threads, x.size))
+    _for_chunks(task, lay.chunks, _threads_for(threads, x.size, _c_chunks(x.dtype, q)))
     return outs
 
 
@@ -479,7 +543,21 @@ def grad(z: Array, x: Array, q: Array | float, *, scale: Array | float | None = 
          threads: int | None = None) -> Array:
     """The gradient in ``x``, times ``scale`` (a number, or an array broadcasting to
     ``x``) if given."""
+    if isinstance(scale, float):  # a number: in the kernel's pass
+        return _map(_scaled_grad(scale), z, x, q, 1, threads)[0]
     return _map(_chunk_grad, z, x, q, 1, threads, extra=scale)[0]
+
+
+def _scaled_grad(scale: float) -> Callable[..., Array]:
+    def kernel(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
+        c = _c_args(xc, zc, qc)
+        if c is not None and out.flags.c_contiguous:
+            _fused.grad(*c, scale, out)
+            return out
+        _chunk_grad(xc, zc, qc, buf, out)
+        return np.multiply(out, scale, out=out)
+
+    return kernel
 
 
 def grad_hess(z: Array, x: Array, q: Array | float, *,
@@ -491,6 +569,14 @@ def grad_hess(z: Array, x: Array, q: Array | float, *,
 
 
 def _one_chunk(z: Array, x: Array, q: float, nonneg: bool, reduction: str) -> Any:
+    c = _c_args(x, z, q)
+    if c is not None:  # one C call: the loss, or its float64 sum
+        if reduction == "none":
+            out = np.empty(x.shape, x.dtype)
+            _fused.loss(*c, out)
+            return out
+        total = np.float64(_fused.loss_sum(*c))  # a NumPy scalar, as np.add.reduce
+        return total if reduction == "sum" else total / x.size
     buf = _Buffers(x.shape, x.dtype)  # ufuncs take any shape: no reshaping
     out = np.empty(x.shape, x.dtype) if reduction == "none" else buf.o
     if nonneg:
@@ -547,6 +633,8 @@ def loss(
     x = np.asarray(x)
     dtype = x.dtype
     red = reduction != "none"
+    if not isinstance(q, float) and np.ndim(q) == 0:  # one value: a number, as the
+        q = float(q)  # express lane takes it (and the C kernels can)
     if (weight is None and mask is None and not smoothing and focal is None
             and isinstance(q, float) and 0 < x.size <= CHUNK and z.shape == x.shape
             and (z.dtype == dtype or z.dtype == np.bool_)
@@ -556,6 +644,7 @@ def loss(
         return (value, denom) if with_denominator else value
     # the focal factor is the generic code on chunk-sized temporaries: half-size chunks
     # keep its memory per thread where it was (tests/test_engine.py bounds it)
+    plain = focal is None and mask is None and weight is None
     lay = _Layout(x, {"z": z, "q": q, "w": weight, "m": mask}, axes if red else None,
                   CHUNK if focal is None else CHUNK // 2)
     kernel = _chunk_loss if nonneg else _chunk_loss_signed
@@ -584,6 +673,10 @@ def loss(
             xc = np.where(mc, xc, 0.0)
         if smoothing:
             zc = zc * (1.0 - smoothing) + 0.5 * smoothing
+        c = _c_args(xc, zc, qc) if red and plain and xc.ndim == 1 and raxes == (0,) \
+            else None
+        if c is not None:  # the sum in C, the loss never written
+            return np.float64(_fused.loss_sum(*c)), None
         buf = _Buffers(xc.shape, dtype)
         lc = kernel(xc, zc, qc, buf, buf.o if out_view is None else out_view[i0:i1])
         if focal is not None or mc is not None or wc is not None:
@@ -609,7 +702,8 @@ def loss(
             return None
         return total, denom
 
-    results = _for_chunks(task, lay.chunks, _threads_for(threads, lay.x.size)) \
+    one_call = plain and _c_chunks(dtype, q)
+    results = _for_chunks(task, lay.chunks, _threads_for(threads, lay.x.size, one_call)) \
         if lay.x.size else []
     if not red:
         assert out is not None

@@ -49,7 +49,7 @@ def _kernel_backend(x: Any) -> str | None:
 def _threads(x: Any) -> int:
     """PyTorch's thread setting caps the engine's (it is PyTorch's users' knob); one
     thread for a tensor the engine would not split among threads (no need to ask)."""
-    if x.numel() < _numpy.PARALLEL_MIN:
+    if x.numel() <= _numpy.CHUNK:
         return 1
     import torch
 
