@@ -418,6 +418,39 @@ def test_torch_backward_with_a_strided_incoming_gradient():
     assert np.all(np.abs(res[0] - res[1]) <= 8 * np.finfo(np.float64).eps * scale + 1e-300)
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("q", [2.0, "per class"])
+def test_torch_reduction_gradient_from_the_forward_pass(reduction, q):
+    """A small float32 reduction under autograd computes its gradient in the forward
+    pass (one C pass); backward hands it over when the incoming gradient is 1 and
+    recomputes otherwise (a second backward, a scaled one): the same values, bitwise,
+    and the generic graph's within the gradient's bound."""
+    torch = pytest.importorskip("torch")
+    x, z, qa, _, _ = (torch.from_numpy(np.ascontiguousarray(a)) for a in _data("float32"))
+    x, z = torch.where(torch.isfinite(x), x, 1.0)[:300], z[:300]
+    qq = qa if q == "per class" else q
+    xg = x.clone().requires_grad_()
+    loss = wce(z, xg, qq, reduction=reduction)
+    loss.backward(retain_graph=True)  # from the forward pass
+    first = xg.grad.clone()
+    xg.grad = None
+    loss.backward(retain_graph=True)  # recomputed: the forward's was handed over
+    torch.testing.assert_close(xg.grad, first, rtol=0, atol=0)
+    xg.grad = None
+    loss.backward(torch.tensor(3.0))  # scaled: recomputed with the scale folded in
+    np.testing.assert_allclose(xg.grad.numpy(), 3 * first.numpy(), rtol=2e-7, atol=1e-30)
+    xr = x.clone().requires_grad_()
+    with generic():
+        wce(z, xr, qq, reduction=reduction).backward()
+    xn, zn = x.double().numpy(), z.double().numpy()
+    qn = qa.double().numpy() if q == "per class" else q
+    with np.errstate(over="ignore"):
+        scale = (1 - zn) / (1 + np.exp(-xn)) + qn * zn / (1 + np.exp(xn))
+    n = 1.0 if reduction == "sum" else xn.size
+    assert np.all(np.abs(first.numpy() - xr.grad.numpy())
+                  <= 8 * np.finfo(np.float32).eps * scale / n + 1e-30)
+
+
 # --- the float32 kernels in C (wce_xp._fused) against the ufunc kernels and mpmath ----
 
 

@@ -176,6 +176,29 @@ WCE_CLONES static void grad_f(const float *x, const float *z, double q, const fl
             out[i] = (float)(grad_one((double)x[i], (double)z[i], q) * scale);
 }
 
+/* The sum of the losses and the gradient (times scale) in one pass: for the
+ * forward pass of a reduction whose backward pass is known to follow (small tensors
+ * under autograd), exp(-|x|) computed once for both. */
+WCE_CLONES static double sum_grad_f(const float *x, const float *z, double q,
+                                    const float *qa, double scale, float *gout,
+                                    Py_ssize_t n)
+{
+    float v[BLOCK];
+    double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, tail = 0.0;
+    for (Py_ssize_t i = 0; i < n; i += BLOCK) {
+        Py_ssize_t m = n - i < BLOCK ? n - i : BLOCK;
+        for (Py_ssize_t k = 0; k < m; k++) {
+            double xi = (double)x[i + k], zi = (double)z[i + k];
+            double qi = qa ? (double)qa[i + k] : q;
+            v[k] = (float)loss_one(xi, zi, qi);
+            gout[i + k] = (float)(grad_one(xi, zi, qi) * scale);
+        }
+        tail += add_lanes(v, m, acc);
+    }
+    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
+           + tail;
+}
+
 /* --- Python glue ------------------------------------------------------------------ */
 
 /* C-contiguous buffers of float32 logits, labels, pos_weight (unless a number) and an
@@ -296,6 +319,28 @@ static PyObject *py_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     Py_RETURN_NONE;
 }
 
+/* loss_sum_grad(x, z, q, scale, gout) -> float: loss_sum, and grad into gout */
+static PyObject *py_loss_sum_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Bufs b;
+    double scale, s;
+    (void)self;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "loss_sum_grad(x, z, q, scale, gout)");
+        return NULL;
+    }
+    scale = PyFloat_AsDouble(args[3]);
+    if (scale == -1.0 && PyErr_Occurred()) return NULL;
+    if (get_bufs(&b, args[0], args[1], args[2], args[4]) < 0) return NULL;
+    Py_ssize_t n = b.x.len / 4;
+    Py_BEGIN_ALLOW_THREADS
+    s = sum_grad_f((const float *)b.x.buf, (const float *)b.z.buf, b.qs, QA(b), scale,
+                   (float *)b.out.buf, n);
+    Py_END_ALLOW_THREADS
+    release(&b);
+    return PyFloat_FromDouble(s);
+}
+
 static PyMethodDef methods[] = {
     {"loss", (PyCFunction)(void (*)(void))py_loss, METH_FASTCALL,
      "loss(x, z, q, out): the elementwise loss of float32 x, z (q: a number or float32 "
@@ -304,12 +349,15 @@ static PyMethodDef methods[] = {
      "loss_sum(x, z, q) -> float: the float64 sum of the float32 losses"},
     {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,
      "grad(x, z, q, scale, out): the gradient in x, times scale, into out"},
+    {"loss_sum_grad", (PyCFunction)(void (*)(void))py_loss_sum_grad, METH_FASTCALL,
+     "loss_sum_grad(x, z, q, scale, gout) -> float: loss_sum, and grad into gout"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fused",
     "One-pass float32 kernels of the weighted sigmoid cross-entropy (C).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fused(void) { return PyModule_Create(&module); }

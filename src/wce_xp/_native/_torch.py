@@ -183,10 +183,22 @@ def _make_reduced_function() -> Any:
             if m is not None:
                 mn = m.detach().numpy()
                 saved.append(m)
-            value, denom = _numpy.loss(
-                zn, xn, qn, weight=wn, mask=mn, reduction=reduction,
-                axes=tuple(range(x.ndim)), nonneg=nonneg, threads=_threads(x),
-                with_denominator=True)
+            ctx.g = None
+            c = None
+            if (wn is None and mn is None and reduction != "weighted_mean"
+                    and 0 < xn.size <= _numpy.CHUNK):
+                c = _numpy._c_args(xn, zn, qn)
+            if c is not None:  # one C pass: the sum, and the gradient backward will want
+                n = float(xn.size)
+                scale = 1.0 if reduction == "sum" else 1.0 / n  # as backward's go/denom
+                ctx.g = np.empty(xn.shape, xn.dtype)
+                total = np.float64(_numpy._fused.loss_sum_grad(*c, scale, ctx.g))
+                value, denom = (total, None) if reduction == "sum" else (total / n, n)
+            else:
+                value, denom = _numpy.loss(
+                    zn, xn, qn, weight=wn, mask=mn, reduction=reduction,
+                    axes=tuple(range(x.ndim)), nonneg=nonneg, threads=_threads(x),
+                    with_denominator=True)
             ctx.save_for_backward(*saved)
             ctx.q, ctx.w, ctx.m = qn is not q, w is not None, m is not None
             ctx.q_float = q if qn is q else None
@@ -208,8 +220,12 @@ def _make_reduced_function() -> Any:
                     g = torch.where(m, g, 0.0)
                 return (g * (go if ctx.denom is None else go / ctx.denom),
                         None, None, None, None, None, None)
+            go_value = float(go)
+            if ctx.g is not None and go_value == 1.0:  # computed by the forward pass
+                gn, ctx.g = ctx.g, None
+                return torch.from_numpy(gn), None, None, None, None, None, None
             # one chunked pass, the incoming gradient and the mean's 1/n folded in
-            scale = float(go) if ctx.denom is None else float(go) / ctx.denom
+            scale = go_value if ctx.denom is None else go_value / ctx.denom
             gn = _numpy.grad(z.numpy(), x.detach().numpy(), q if ctx.q_float is not None
                              else q.numpy(), scale=scale, threads=_threads(x))
             if w is not None:
