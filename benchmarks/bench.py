@@ -90,6 +90,7 @@ def machine() -> str:
 
 def cpu_rows(sizes: list[int]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    wce_xp.set_num_threads(1)  # one thread on both sides (training.py has the defaults)
     try:
         import torch
 
@@ -461,8 +462,8 @@ def main() -> int:
             "jax jit vs optax jit (time ratio wce/optax)": r7["wce_jax_jit"] / r7["optax_jit"],
         } if "torch_native" in r7 and "optax_jit" in r7 else {}
         text = (f"### CPU — measured {when}\n\n{machine()}\n\nThroughput in million "
-                f"elements/s (float32, pos_weight {Q}, one thread for PyTorch; JAX under "
-                "`jit`):\n\n" + table(rows, cols) + "\n"
+                f"elements/s (float32, pos_weight {Q}, one thread for PyTorch and wce_xp; "
+                "JAX under `jit`):\n\n" + table(rows, cols) + "\n"
                 f"Ratios at n = {r7['n']:.0e} (higher is better for wce_xp, except the "
                 "JAX time ratio):\n\n"
                 + "".join(f"- {k}: **{v:.2f}**\n" for k, v in ratios.items()))

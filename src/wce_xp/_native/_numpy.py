@@ -151,10 +151,11 @@ def get_num_threads() -> int:
 
     Notes
     -----
-    Calls on fewer than four chunks (256K elements) run on the calling thread. On the
-    2-core machine of BENCHMARKS.md two threads were 1.1-1.6x faster than one from
-    5e5 float32 elements up (1.7-1.9x in float64); ``benchmarks/training.py`` prints
-    the table for your machine.
+    A call of one chunk (64K elements) runs on the calling thread, and so does one of
+    fewer than four on the ufunc kernels (float64), whose GIL hand-overs cost more
+    than a second thread gains there. On the 2-core machine of BENCHMARKS.md two
+    threads are 1.6-1.75x faster than one at 1e6-1e7 float32 elements (1.7-1.9x in
+    float64); ``benchmarks/training.py`` prints the table for your machine.
 
     Examples
     --------
