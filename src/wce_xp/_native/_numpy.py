@@ -39,10 +39,13 @@ import numpy as np
 
 Array = Any
 
+_fused_module: Any = None
 try:  # the float32 kernels in C (optional: absent where no compiler built them)
-    from .. import _fused as _fused_module
+    from .. import _fused as _c_module
+
+    _fused_module = _c_module
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _fused_module = None
+    pass
 
 # The C kernels, or None: tests set it to None to run the ufunc kernels they stand for.
 _fused: Any = _fused_module
