@@ -8,6 +8,7 @@ tensors only, so they run in every session at the same small cost.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import threading
 import tracemalloc
@@ -456,8 +457,8 @@ def test_torch_reduction_gradient_from_the_forward_pass(reduction, q):
 
 @pytest.fixture(params=["C", "ufuncs"])
 def kernels(request, monkeypatch):
-    """The engine's float32 kernels: the C ones (skipped where they were not built) or
-    the NumPy ufunc ones they stand in for."""
+    """The engine's kernels: the C ones (skipped where they were not built) or the
+    NumPy ufunc ones they stand in for."""
     if request.param == "C":
         if _numpy._fused_module is None:
             pytest.skip("wce_xp._fused was not built (no C compiler at install)")
@@ -467,123 +468,178 @@ def kernels(request, monkeypatch):
     return request.param
 
 
-def _scalar_q_grid():
-    """accuracy_grid's logits and labels (signed labels too: validate=False) with each
-    scalar pos_weight; q is one number per call, as the C kernels take it."""
-    x, z, _ = R.accuracy_grid("float32")
+# ulp bounds against mpmath: the C kernels compute float32 in double precision and
+# round once (1 ulp); float64 and the ufunc kernels: the library's 4 ulp
+LOSS_ULP = {("C", "float32"): 1.0, ("C", "float64"): 4.0, ("ufuncs", "float32"): 4.0,
+            ("ufuncs", "float64"): 4.0}
+# the gradient, in units of eps times the scale of its terms
+GRAD_EPS = {("C", "float32"): 2, ("C", "float64"): 4, ("ufuncs", "float32"): 8,
+            ("ufuncs", "float64"): 8}
+
+
+def _scalar_q_grid(dtype):
+    """accuracy_grid's logits and labels (signed labels too: validate=False), the
+    edges added; pos_weight is one number per call, as the C kernels take it."""
+    x, z, _ = R.accuracy_grid(dtype)
     keep = np.ones(x.shape, bool)
     keep[::3] = False  # a third fewer points: the grid repeats each (x, z) per q
-    x = np.concatenate([x[keep], [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-45, -1e-45]])
-    z = np.concatenate([z[keep], [0.0, 1.0, 0.5, 2.0, -0.5, 1.0, 0.0]]).astype(np.float32)
-    return x.astype(np.float32), z
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    x = np.concatenate([x[keep], [np.inf, -np.inf, np.nan, 0.0, -0.0, tiny, -tiny]])
+    z = np.concatenate([z[keep], [0.0, 1.0, 0.5, 2.0, -0.5, 1.0, 0.0]])
+    return x.astype(dtype), z.astype(dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("q", [0.0, 1.0, 2.5, 1e-3, 1e3])
-def test_float32_kernels_against_mpmath(kernels, q):
-    """C: at most 1 ulp (double precision inside, one rounding); the ufunc kernels: the
-    library's 4 ulp. Elementwise, the float64 sum, and bool labels."""
-    x, z = _scalar_q_grid()
-    q = float(np.float32(q))  # the float32 value, as the reference sees it
+def test_kernels_against_mpmath(kernels, dtype, q):
+    """Elementwise within LOSS_ULP of mpmath; one chunk's float64 sum equals the sum of
+    the elementwise values; bool labels give what 0/1 labels give."""
+    x, z = _scalar_q_grid(dtype)
+    q = float(np.asarray(q, dtype))  # the value in this dtype, as the reference sees it
     ref = R.vectorize(R.loss, x, z, q)
-    bound = 1.0 if kernels == "C" else 4.0
-    got = _numpy.weighted_loss(z, x, float(q))
-    err = R.ulp_error(got, ref, "float32")
+    got = _numpy.weighted_loss(z, x, q)
+    err = R.ulp_error(got, ref, dtype)
     worst = int(np.argmax(err))
-    assert err.max() <= bound, (
+    assert err.max() <= LOSS_ULP[kernels, dtype], (
         f"{kernels}: {err.max():.2f} ulp at x={x[worst]!r}, z={z[worst]!r}, q={q}")
-    # one chunk through the engine: elementwise and the fused float64 sum
     finite = np.isfinite(x) & (z >= 0) & (z <= 1)
     xs, zs = x[finite][:4000], z[finite][:4000]
-    el = _numpy.one_chunk(zs, xs, float(q), nonneg=True, reduction="none")
+    el = _numpy.one_chunk(zs, xs, q, nonneg=True, reduction="none")
     np.testing.assert_array_equal(el, got[finite][:4000])
-    total = _numpy.one_chunk(zs, xs, float(q), nonneg=True, reduction="sum")
+    total = _numpy.one_chunk(zs, xs, q, nonneg=True, reduction="sum")
     assert total == pytest.approx(float(np.add.reduce(el, dtype=np.float64)), rel=1e-14)
     hard = zs == np.round(zs)
-    np.testing.assert_array_equal(
-        _numpy.weighted_loss(zs[hard] > 0.5, xs[hard], float(q)), el[hard])
+    np.testing.assert_array_equal(_numpy.weighted_loss(zs[hard] > 0.5, xs[hard], q),
+                                  el[hard])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("q", [0.0, 1.0, 2.5, 1e3])
-def test_float32_gradient_kernels_against_mpmath(kernels, q):
-    """The gradient within 2 ulp (C) or 8 ulp (ufuncs) of the scale
-    (1 - z)σ(x) + qzσ(-x), which bounds what its cancellation can keep; a scale."""
-    x, z = _scalar_q_grid()
+def test_gradient_kernels_against_mpmath(kernels, dtype, q):
+    """The gradient within GRAD_EPS·eps of the scale (1 - z)σ(x) + qzσ(-x), which
+    bounds what its cancellation can keep; with a scale folded in."""
+    x, z = _scalar_q_grid(dtype)
     ok = (z >= 0) & (z <= 1) & ~np.isnan(x)
     x, z = x[ok], z[ok]
-    q = float(np.float32(q))
+    q = float(np.asarray(q, dtype))
     ref = R.vectorize(lambda *a: R.grad(*a)[0], x, z, q)
     scale = R.vectorize(lambda *a: R.grad(*a)[1], x, z, q).astype(np.float64)
-    got = _numpy.grad(z, x, float(q), scale=0.5)
-    diff = np.abs(got.astype(np.float64) - 0.5 * ref.astype(np.float64))
-    eps = np.finfo(np.float32).eps
-    bound = (2 if kernels == "C" else 8) * eps * 0.5 * scale + R.TINY["float32"]
+    got = _numpy.grad(z, x, q, scale=0.5)
+    diff = np.array([abs(R.mp.mpf(float(g)) - 0.5 * r) for g, r in zip(got, ref, strict=True)],
+                    dtype=np.float64)
+    eps = np.finfo(dtype).eps
+    bound = GRAD_EPS[kernels, dtype] * eps * 0.5 * scale + R.TINY[dtype]
     worst = int(np.argmax(diff - bound))
     assert np.all(diff <= bound), f"{kernels}: at x={x[worst]!r}, z={z[worst]!r}"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernels_with_pos_weight_per_element_against_mpmath(kernels, dtype):
+    """The accuracy grid as test_accuracy.py has it (pos_weight per element)."""
+    x, z, q = R.accuracy_grid(dtype)
+    ref = R.loss_reference(dtype)
+    got = _numpy.weighted_loss(z, x, q)
+    err = R.ulp_error(got, ref, dtype)
+    worst = int(np.argmax(err))
+    assert err.max() <= LOSS_ULP[kernels, dtype], (
+        f"{kernels}: {err.max():.2f} ulp at x={x[worst]!r}, z={z[worst]!r}, q={q[worst]!r}")
+
+
 def test_c_kernels_take_only_what_they_can(monkeypatch):
-    """float32 logits with float32/bool labels and a number or float32 pos_weight go to
-    the C kernels, however laid out (strided or broadcast operands are copied first);
-    float64 and other dtypes to the ufunc kernels. The C entry points refuse wrong
-    buffers with errors that name them."""
+    """float32/float64 logits with labels of their dtype or bool and a number or a
+    pos_weight of their dtype go to the C kernels, however laid out (strided or
+    broadcast operands are copied first); mixed dtypes go to the ufunc kernels. The C
+    entry points refuse wrong buffers with errors that name them."""
     if _numpy._fused_module is None:
         pytest.skip("wce_xp._fused was not built (no C compiler at install)")
     f = _numpy._fused_module
-    x = np.linspace(-3, 3, 12, dtype=np.float32)
-    z = np.full(12, 0.5, np.float32)
-    q = np.full(12, 2.0, np.float32)
-    for args in ((x, z, 2.0), (x[::2], z[::2], 2.0), (x, z > 0.2, 2.0), (x, z, q),
-                 (x.reshape(3, 4), z[:4], q[:4]), (x, z, np.float32(2.0))):
-        c = _numpy._c_args(*args)
-        assert c is not None
-        assert all(a.flags.c_contiguous and a.dtype == np.float32 for a in c
-                   if not isinstance(a, float))
-    for args in ((x.astype(np.float64), z, 2.0), (x, z.astype(np.float64), 2.0),
-                 (x, z.astype(np.int8), 2.0), (x, z, q.astype(np.float64))):
-        assert _numpy._c_args(*args) is None
-    out = np.empty(12, np.float32)
-    with pytest.raises(TypeError, match="x: expected float32"):
-        f.loss(x.astype(np.float64), z, 2.0, out)
-    with pytest.raises(TypeError, match="z: expected float32"):
-        f.loss(x, z > 0.2, 2.0, out)
-    with pytest.raises(ValueError, match="z: expected as many elements as x"):
-        f.loss(x, z[:5], 2.0, out)
-    with pytest.raises(ValueError, match="q: expected as many elements as x"):
-        f.loss(x, z, q[:5], out)
-    with pytest.raises(TypeError, match="q: expected float32"):
-        f.loss_sum(x, z, q.astype(np.float64))
-    with pytest.raises(ValueError, match="out: expected as many elements as x"):
-        f.loss(x, z, 2.0, out[:5])
-    with pytest.raises(ValueError, match="not C-contiguous"):
-        f.loss(x[::2], z[::2], 2.0, out[:6])
-    ro = np.empty(12, np.float32)
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
-        f.loss(x, z, 2.0, ro)
-    # a number and the same number per element: the same arithmetic, bitwise
-    f.loss(x, z, 2.0, out)
-    per = np.empty_like(out)
-    f.loss(x, z, q, per)
-    np.testing.assert_array_equal(out, per)
-    assert f.loss_sum(x, z, 2.0) == f.loss_sum(x, z, q)
-    g1, g2 = np.empty_like(out), np.empty_like(out)
-    f.grad(x, z, 2.0, 0.25, g1)
-    f.grad(x, z, q, 0.25, g2)
-    np.testing.assert_array_equal(g1, g2)
-    # inputs are never modified
-    before = x.copy(), z.copy()
-    _numpy.weighted_loss(z[::2], x[::2], 2.0)
-    np.testing.assert_array_equal(x, before[0])
-    np.testing.assert_array_equal(z, before[1])
+    for dt in (np.float32, np.float64):
+        x = np.linspace(-3, 3, 12, dtype=dt)
+        z = np.full(12, 0.5, dt)
+        q = np.full(12, 2.0, dt)
+        for args in ((x, z, 2.0), (x[::2], z[::2], 2.0), (x, z > 0.2, 2.0), (x, z, q),
+                     (x.reshape(3, 4), z[:4], q[:4]), (x, z, dt(2.0))):
+            c = _numpy._c_args(*args)
+            assert c is not None
+            assert all(a.flags.c_contiguous and a.dtype == dt for a in c
+                       if not isinstance(a, float))
+        other = np.float64 if dt == np.float32 else np.float32
+        for args in ((x, z.astype(other), 2.0), (x, z.astype(np.int8), 2.0),
+                     (x, z, q.astype(other)), (x.astype(np.float16), z, 2.0)):
+            assert _numpy._c_args(*args) is None
+        out = np.empty(12, dt)
+        name = np.dtype(dt).name
+        with pytest.raises(TypeError, match="x: expected float32 or float64"):
+            f.loss(x.astype(np.float16), z, 2.0, out)
+        with pytest.raises(TypeError, match=f"z: expected {name}, as x"):
+            f.loss(x, z > 0.2, 2.0, out)
+        with pytest.raises(TypeError, match=f"z: expected {name}, as x"):
+            f.loss(x, z.astype(other), 2.0, out)
+        with pytest.raises(ValueError, match="z: expected as many elements as x"):
+            f.loss(x, z[:5], 2.0, out)
+        with pytest.raises(ValueError, match="q: expected as many elements as x"):
+            f.loss(x, z, q[:5], out)
+        with pytest.raises(TypeError, match=f"q: expected {name}, as x"):
+            f.loss_sum(x, z, q.astype(other))
+        with pytest.raises(ValueError, match="out: expected as many elements as x"):
+            f.loss(x, z, 2.0, out[:5])
+        with pytest.raises(ValueError, match="not C-contiguous"):
+            f.loss(x[::2], z[::2], 2.0, out[:6])
+        ro = np.empty(12, dt)
+        ro.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            f.loss(x, z, 2.0, ro)
+        # a number and the same number per element: the same arithmetic, bitwise
+        f.loss(x, z, 2.0, out)
+        per = np.empty_like(out)
+        f.loss(x, z, q, per)
+        np.testing.assert_array_equal(out, per)
+        assert f.loss_sum(x, z, 2.0) == f.loss_sum(x, z, q)
+        g1, g2, g3 = np.empty_like(out), np.empty_like(out), np.empty_like(out)
+        f.grad(x, z, 2.0, 0.25, g1)
+        f.grad(x, z, q, 0.25, g2)
+        np.testing.assert_array_equal(g1, g2)
+        # the loss and the gradient in one pass: the same as each alone
+        assert f.loss_sum_grad(x, z, q, 0.25, g3) == f.loss_sum(x, z, 2.0)
+        np.testing.assert_array_equal(g3, g1)
+        # buffers whose format names the (native) byte order: ctypes arrays say "<d",
+        # arrays that Dask's worker processes deserialize "=d"
+        ct = ctypes.c_float if dt == np.float32 else ctypes.c_double
+        xc, zc = (ct * 12)(*x.tolist()), (ct * 12)(*z.tolist())
+        assert memoryview(xc).format[0] in "<>"
+        byctypes = np.empty_like(out)
+        f.loss(xc, zc, 2.0, byctypes)
+        np.testing.assert_array_equal(byctypes, out)
+        # inputs are never modified
+        before = x.copy(), z.copy()
+        _numpy.weighted_loss(z[::2], x[::2], 2.0)
+        np.testing.assert_array_equal(x, before[0])
+        np.testing.assert_array_equal(z, before[1])
 
 
-def test_float32_kernels_with_pos_weight_per_element_against_mpmath(kernels):
-    """The accuracy grid as test_accuracy.py has it (pos_weight per element, float32):
-    C within 1 ulp of mpmath, the ufunc kernels within 4."""
-    x, z, q = R.accuracy_grid("float32")
-    ref = R.loss_reference("float32")
-    got = _numpy.weighted_loss(z, x, q)
-    err = R.ulp_error(got, ref, "float32")
-    worst = int(np.argmax(err))
-    assert err.max() <= (1.0 if kernels == "C" else 4.0), (
-        f"{kernels}: {err.max():.2f} ulp at x={x[worst]!r}, z={z[worst]!r}, q={q[worst]!r}")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_c_kernels_give_an_element_the_same_bits_wherever_it_sits(dtype):
+    """Every element runs through the same fixed-length vector block (a tail is
+    padded), so its bits do not depend on its position: in a chunk, at the end of a
+    Dask block, alone. (A vector loop with a scalar remainder may fuse multiply-adds
+    differently in each: this caught the last element of Dask blocks one ulp apart.)"""
+    if _numpy._fused_module is None:
+        pytest.skip("wce_xp._fused was not built (no C compiler at install)")
+    f = _numpy._fused_module
+    rng = np.random.default_rng(11)
+    n = 1300
+    x = (rng.standard_normal(n) * 6).astype(dtype)
+    z = rng.uniform(size=n).astype(dtype)
+    q = rng.uniform(0, 3, n).astype(dtype)
+    full, g = np.empty_like(x), np.empty_like(x)
+    f.loss(x, z, q, full)
+    f.grad(x, z, q, 0.5, g)
+    for off in (1, 7, 16, 255, 256, 257, 1299):
+        part, gp = np.empty(n - off, dtype), np.empty(n - off, dtype)
+        f.loss(x[off:].copy(), z[off:].copy(), q[off:].copy(), part)
+        f.grad(x[off:].copy(), z[off:].copy(), q[off:].copy(), 0.5, gp)
+        np.testing.assert_array_equal(part, full[off:])
+        np.testing.assert_array_equal(gp, g[off:])
+    # and the sums: a split into pieces adds the same elementwise values
+    assert f.loss_sum(x, z, q) == pytest.approx(
+        float(np.add.reduce(full, dtype=np.float64)), rel=1e-14)

@@ -123,7 +123,16 @@ def test_grad_hess_native_equals_generic(xp, device, dtype):
     _close(h, h0, dtype)
 
 
-def test_numpy_kernel_shapes_strides_and_empty():
+@pytest.mark.parametrize("kernels", ["C", "ufuncs"])
+def test_numpy_kernel_shapes_strides_and_empty(kernels, monkeypatch):
+    """Shapes, strides, transposes, chunks smaller than a row: the ufunc kernels are
+    the generic formula's arithmetic, bitwise; the C kernels (their own exp and log1p,
+    tested against mpmath in tests/test_engine.py) agree within 8 eps."""
+    if kernels == "C" and _numpy._fused_module is None:
+        pytest.skip("wce_xp._fused was not built (no C compiler at install)")
+    monkeypatch.setattr(_numpy, "_fused", _numpy._fused_module if kernels == "C" else None)
+    same = np.testing.assert_array_equal if kernels == "ufuncs" else \
+        (lambda a, b: _close(a, b, "float64"))
     rng = np.random.default_rng(5)
     xf = rng.normal(0, 3, (40, 9, 5))
     zf = rng.uniform(size=(40, 9, 5))
@@ -133,14 +142,11 @@ def test_numpy_kernel_shapes_strides_and_empty():
         qq = q if x.shape[-2:] == (9, 5) else 1.5
         got = _numpy.weighted_loss(z, x, qq)
         ref = wce_xp._generic._core.weighted_loss(z, x, qq, xp=xp)
-        np.testing.assert_array_equal(got, ref)
-    old = _numpy.CHUNK
-    try:
-        _numpy.CHUNK = 7  # rows bigger than a chunk, partial last chunk
-        np.testing.assert_array_equal(_numpy.weighted_loss(zf, xf, q),
-                                      wce_xp._generic._core.weighted_loss(zf, xf, q, xp=xp))
-    finally:
-        _numpy.CHUNK = old
+        same(got, ref)
+    whole = _numpy.weighted_loss(zf, xf, q)
+    monkeypatch.setattr(_numpy, "CHUNK", 7)  # rows bigger than a chunk, partial last one
+    np.testing.assert_array_equal(_numpy.weighted_loss(zf, xf, q), whole)  # any chunking
+    same(whole, wce_xp._generic._core.weighted_loss(zf, xf, q, xp=xp))
     assert _numpy.weighted_loss(np.zeros((0, 3)), np.zeros((0, 3)), 1.0).shape == (0, 3)
 
 

@@ -1,9 +1,9 @@
-/* One-pass float32 kernels of the weighted sigmoid cross-entropy (the NumPy engine's
- * fast path for float32 chunks; see wce_xp/_native/_numpy.py).
+/* One-pass kernels of the weighted sigmoid cross-entropy (the NumPy engine's fast path
+ * for float32 and float64 chunks; see wce_xp/_native/_numpy.py).
  *
- * The NumPy engine evaluates the loss as about twelve ufunc passes per chunk; this
- * file makes one pass per chunk, computing each element in double precision and
- * rounding once to float32:
+ * The NumPy engine's ufunc kernels evaluate the loss as about twelve passes per chunk;
+ * this file makes one pass per chunk. float32 is computed in double precision and
+ * rounded once (float64 below, after the float32 functions):
  *
  *     L = c*|x| + l*log1p(exp(-|x|)),  c = q*z where x < 0 else 1 - z,  l = q*z + 1 - z
  *
@@ -17,16 +17,16 @@
  *     log1p(u) = 2*atanh(s), s = u/(2 + u), |s| <= 0.172, seven terms of the series
  *     (relative error < 1e-13).
  * Both errors are some 1e-6 of a float32 ulp: results are the correctly rounded float32
- * of the double-precision value, or one ulp from it (tests/test_engine.py compares
- * them with the generic path and tests/test_accuracy.py with mpmath).
+ * of the double-precision value, or one ulp from it (tests/test_engine.py runs both
+ * these kernels and the ufunc ones against mpmath, in float32 and float64).
  *
  * The gradient: g = (1 - z)*sigma(x) - q*z*sigma(-x) = (b - a*e)/(1 + e) for x >= 0
  * and (b*e - a)/(1 + e) for x < 0 (e = exp(-|x|), a = q*z, b = 1 - z), times a scale.
  *
- * Labels are float32 (the engine casts bool labels first: a widening conversion in the
- * loop keeps it from vectorizing). NaN logits give NaN; NaN labels propagate by the
- * arithmetic. The GIL is
- * released during the loops, so the engine's threads run chunks in parallel.
+ * Labels have the logits' dtype (the engine casts bool labels first: a widening
+ * conversion in the loop keeps it from vectorizing). NaN logits give NaN; NaN labels
+ * propagate by the arithmetic. The GIL is released during the loops, so the engine's
+ * threads run chunks in parallel.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,9 +34,17 @@
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define WCE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define WCE_CLONES \
+    __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WCE_CLONES
+#endif
+
+/* helpers inlined into each clone (a call would run the default-target copy) */
+#if defined(__GNUC__)
+#define WCE_INLINE static inline __attribute__((always_inline))
+#else
+#define WCE_INLINE static inline
 #endif
 
 static const double INV_LN2 = 1.4426950408889634;
@@ -50,7 +58,7 @@ static inline uint64_t as_bits(double d) { uint64_t u; memcpy(&u, &d, 8); return
 static inline double from_bits(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
 
 /* exp(t) for t <= 0 (t = -|x|, NaN allowed: the caller replaces the result) */
-static inline double exp_neg(double t)
+WCE_INLINE double exp_neg(double t)
 {
     t = t < -200.0 ? -200.0 : t;
     double kd = t * INV_LN2 + SHIFT;
@@ -75,7 +83,7 @@ static inline double exp_neg(double t)
 }
 
 /* log1p(e) for e in [0, 1] */
-static inline double log1p_unit(double e)
+WCE_INLINE double log1p_unit(double e)
 {
     int big = e > SQRT2_M1;
     double u = big ? (e - 1.0) * 0.5 : e;
@@ -93,7 +101,7 @@ static inline double log1p_unit(double e)
     return big ? v + LN2 : v;
 }
 
-static inline double loss_one(double x, double z, double q)
+WCE_INLINE double loss_one(double x, double z, double q)
 {
     double ax = x < 0.0 ? -x : x;
     double e = exp_neg(-ax);
@@ -105,7 +113,7 @@ static inline double loss_one(double x, double z, double q)
     return x != x ? x : v;
 }
 
-static inline double grad_one(double x, double z, double q)
+WCE_INLINE double grad_one(double x, double z, double q)
 {
     double ax = x < 0.0 ? -x : x;
     double e = exp_neg(-ax);
@@ -115,99 +123,198 @@ static inline double grad_one(double x, double z, double q)
     return x != x ? x : g;
 }
 
-/* The loops: q is the number q, or qa[i] where qa (float32, one per element) is given.
- * Each branch is its own loop, so each vectorizes. */
-static inline void loss_block(const float *x, const float *z, double q, const float *qa,
-                              float *out, Py_ssize_t n)
+/* float64: the same formulas with exp and log1p accurate to double precision (measured
+ * against mpmath: exp within 1.1 ulp, log1p within 1.9, the loss within 2.6 over
+ * tests/_reference.py's accuracy grid; the library's bound is 4):
+ *   exp(t), t in [-746, 0]: a degree-13 Taylor polynomial (truncation < 5e-18), 2^k
+ *     applied as 2^(k+600) * 2^-600 so that subnormal results round once;
+ *   log1p(e): ten terms of the atanh series (truncation < 1e-18), ln2 added as two
+ *     parts. */
+WCE_INLINE double exp_neg_d(double t)
 {
-    if (qa)
-        for (Py_ssize_t i = 0; i < n; i++)
-            out[i] = (float)loss_one((double)x[i], (double)z[i], (double)qa[i]);
-    else
-        for (Py_ssize_t i = 0; i < n; i++)
-            out[i] = (float)loss_one((double)x[i], (double)z[i], q);
+    t = t < -746.0 ? -746.0 : t;
+    double kd = t * INV_LN2 + SHIFT;
+    uint64_t kb = as_bits(kd);
+    kd -= SHIFT;
+    double r = (t - kd * LN2_HI) - kd * LN2_LO;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t k = (int64_t)(kb - as_bits(SHIFT)); /* in [-1077, 0] */
+    return (p * from_bits((uint64_t)(k + 600 + 1023) << 52)) * 0x1p-600;
 }
 
-WCE_CLONES static void loss_f(const float *x, const float *z, double q, const float *qa,
-                              float *out, Py_ssize_t n)
+WCE_INLINE double log1p_unit_d(double e)
 {
-    loss_block(x, z, q, qa, out, n);
+    int big = e > SQRT2_M1;
+    double u = big ? (e - 1.0) * 0.5 : e;
+    double s = u / (2.0 + u);
+    double s2 = s * s;
+    double p = 1.0 / 21.0;
+    p = p * s2 + 1.0 / 19.0;
+    p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    double v = 2.0 * s + 2.0 * s * (s2 * p);
+    v = e < 0x1p-60 ? e : v; /* log1p(e) = e to double precision; s = e/2 would drop a
+                                subnormal's last bit */
+    return big ? (v + LN2_LO) + LN2_HI : v;
 }
 
-/* The float64 sum of the float32-rounded losses (what the NumPy path sums), without
- * writing them out: blocks of losses on the stack, added into eight float64 lanes
- * (independent lanes vectorize without reassociating a sum). */
-#define BLOCK 512
-
-static inline double add_lanes(const float *v, Py_ssize_t m, double *acc)
+WCE_INLINE double loss_one_d(double x, double z, double q)
 {
-    Py_ssize_t j = 0;
-    for (; j + 8 <= m; j += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += (double)v[j + k];
-    double tail = 0.0;
-    for (; j < m; j++)
-        tail += (double)v[j];
-    return tail;
+    double ax = x < 0.0 ? -x : x;
+    double e = exp_neg_d(-ax);
+    double lg = log1p_unit_d(e);
+    double a = q * z, b = 1.0 - z;
+    double c = x < 0.0 ? a : b;
+    double lin = c == 0.0 ? 0.0 : c * ax;
+    double v = lin + (a + b) * lg;
+    return x != x ? x : v;
 }
 
-WCE_CLONES static double sum_f(const float *x, const float *z, double q, const float *qa,
-                               Py_ssize_t n)
+WCE_INLINE double grad_one_d(double x, double z, double q)
 {
-    float v[BLOCK];
-    double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, tail = 0.0;
-    for (Py_ssize_t i = 0; i < n; i += BLOCK) {
-        Py_ssize_t m = n - i < BLOCK ? n - i : BLOCK;
-        loss_block(x + i, z + i, q, qa ? qa + i : NULL, v, m);
-        tail += add_lanes(v, m, acc);
-    }
-    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
-           + tail;
+    double ax = x < 0.0 ? -x : x;
+    double e = exp_neg_d(-ax);
+    double a = q * z, b = 1.0 - z;
+    double num = x < 0.0 ? b * e - a : b - a * e;
+    double g = num / (1.0 + e);
+    return x != x ? x : g;
 }
 
-WCE_CLONES static void grad_f(const float *x, const float *z, double q, const float *qa,
-                              double scale, float *out, Py_ssize_t n)
-{
-    if (qa)
-        for (Py_ssize_t i = 0; i < n; i++)
-            out[i] = (float)(grad_one((double)x[i], (double)z[i], (double)qa[i]) * scale);
-    else
-        for (Py_ssize_t i = 0; i < n; i++)
-            out[i] = (float)(grad_one((double)x[i], (double)z[i], q) * scale);
+/* The loops. q is the number q, or qa[i] where qa (one per element) is given. Every
+ * element goes through the same fixed-length block of VB elements (a tail is padded):
+ * a loop of constant length compiles to vector code with no scalar remainder, so an
+ * element's bits (the compiler may fuse multiply-adds) do not depend on where it sits
+ * in a chunk, a Dask block or an array. */
+#define VB 256
+#define BLOCK 512 /* losses summed per stack buffer: a multiple of VB */
+
+#define DEFINE_KERNELS(T, SFX, ONE_LOSS, ONE_GRAD)                                        \
+WCE_INLINE void loss_vb_##SFX(const T *x, const T *z, double q, const T *qa, T *out)   \
+{                                                                                         \
+    if (qa)                                                                               \
+        for (int k = 0; k < VB; k++)                                                      \
+            out[k] = (T)ONE_LOSS((double)x[k], (double)z[k], (double)qa[k]);              \
+    else                                                                                  \
+        for (int k = 0; k < VB; k++)                                                      \
+            out[k] = (T)ONE_LOSS((double)x[k], (double)z[k], q);                          \
+}                                                                                         \
+                                                                                          \
+WCE_INLINE void grad_vb_##SFX(const T *x, const T *z, double q, const T *qa,           \
+                                 double scale, T *out)                                    \
+{                                                                                         \
+    if (qa)                                                                               \
+        for (int k = 0; k < VB; k++)                                                      \
+            out[k] = (T)(ONE_GRAD((double)x[k], (double)z[k], (double)qa[k]) * scale);    \
+    else                                                                                  \
+        for (int k = 0; k < VB; k++)                                                      \
+            out[k] = (T)(ONE_GRAD((double)x[k], (double)z[k], q) * scale);                \
+}                                                                                         \
+                                                                                          \
+/* the whole blocks, then the tail through a zero-padded block */                         \
+WCE_INLINE void loss_run_##SFX(const T *x, const T *z, double q, const T *qa, T *out,  \
+                                  Py_ssize_t n)                                           \
+{                                                                                         \
+    Py_ssize_t i = 0;                                                                     \
+    for (; i + VB <= n; i += VB)                                                          \
+        loss_vb_##SFX(x + i, z + i, q, qa ? qa + i : NULL, out + i);                      \
+    if (i < n) {                                                                          \
+        T xt[VB] = {0}, zt[VB] = {0}, qt[VB] = {0}, ot[VB];                               \
+        size_t m = (size_t)(n - i) * sizeof(T);                                           \
+        memcpy(xt, x + i, m);                                                             \
+        memcpy(zt, z + i, m);                                                             \
+        if (qa) memcpy(qt, qa + i, m);                                                    \
+        loss_vb_##SFX(xt, zt, q, qa ? qt : NULL, ot);                                     \
+        memcpy(out + i, ot, m);                                                           \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+WCE_INLINE void grad_run_##SFX(const T *x, const T *z, double q, const T *qa,          \
+                                  double scale, T *out, Py_ssize_t n)                     \
+{                                                                                         \
+    Py_ssize_t i = 0;                                                                     \
+    for (; i + VB <= n; i += VB)                                                          \
+        grad_vb_##SFX(x + i, z + i, q, qa ? qa + i : NULL, scale, out + i);               \
+    if (i < n) {                                                                          \
+        T xt[VB] = {0}, zt[VB] = {0}, qt[VB] = {0}, ot[VB];                               \
+        size_t m = (size_t)(n - i) * sizeof(T);                                           \
+        memcpy(xt, x + i, m);                                                             \
+        memcpy(zt, z + i, m);                                                             \
+        if (qa) memcpy(qt, qa + i, m);                                                    \
+        grad_vb_##SFX(xt, zt, q, qa ? qt : NULL, scale, ot);                              \
+        memcpy(out + i, ot, m);                                                           \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+WCE_CLONES static void loss_##SFX(const T *x, const T *z, double q, const T *qa, T *out,  \
+                                  Py_ssize_t n)                                           \
+{                                                                                         \
+    loss_run_##SFX(x, z, q, qa, out, n);                                                  \
+}                                                                                         \
+                                                                                          \
+WCE_CLONES static void grad_##SFX(const T *x, const T *z, double q, const T *qa,          \
+                                  double scale, T *out, Py_ssize_t n)                     \
+{                                                                                         \
+    grad_run_##SFX(x, z, q, qa, scale, out, n);                                           \
+}                                                                                         \
+                                                                                          \
+/* The float64 sum of the losses as the elementwise call returns them (float32 ones      \
+ * rounded first), without writing them out: blocks on the stack, added into eight       \
+ * float64 lanes (independent lanes vectorize without reassociating a sum). With gout,   \
+ * the gradient times scale too (the forward pass of a small reduction under autograd,   \
+ * whose backward pass is known to follow). */                                            \
+WCE_CLONES static double sum_##SFX(const T *x, const T *z, double q, const T *qa,         \
+                                   double scale, T *gout, Py_ssize_t n)                   \
+{                                                                                         \
+    T v[BLOCK];                                                                           \
+    double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, tail = 0.0;                 \
+    for (Py_ssize_t i = 0; i < n; i += BLOCK) {                                           \
+        Py_ssize_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;                              \
+        const T *qi = qa ? qa + i : NULL;                                                 \
+        loss_run_##SFX(x + i, z + i, q, qi, v, m);                                        \
+        if (gout)                                                                         \
+            grad_run_##SFX(x + i, z + i, q, qi, scale, gout + i, m);                      \
+        for (; j + 8 <= m; j += 8)                                                        \
+            for (int k = 0; k < 8; k++)                                                   \
+                acc[k] += (double)v[j + k];                                               \
+        for (; j < m; j++)                                                                \
+            tail += (double)v[j];                                                         \
+    }                                                                                     \
+    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) \
+           + tail;                                                                        \
 }
 
-/* The sum of the losses and the gradient (times scale) in one pass: for the
- * forward pass of a reduction whose backward pass is known to follow (small tensors
- * under autograd), exp(-|x|) computed once for both. */
-WCE_CLONES static double sum_grad_f(const float *x, const float *z, double q,
-                                    const float *qa, double scale, float *gout,
-                                    Py_ssize_t n)
-{
-    float v[BLOCK];
-    double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, tail = 0.0;
-    for (Py_ssize_t i = 0; i < n; i += BLOCK) {
-        Py_ssize_t m = n - i < BLOCK ? n - i : BLOCK;
-        for (Py_ssize_t k = 0; k < m; k++) {
-            double xi = (double)x[i + k], zi = (double)z[i + k];
-            double qi = qa ? (double)qa[i + k] : q;
-            v[k] = (float)loss_one(xi, zi, qi);
-            gout[i + k] = (float)(grad_one(xi, zi, qi) * scale);
-        }
-        tail += add_lanes(v, m, acc);
-    }
-    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
-           + tail;
-}
+DEFINE_KERNELS(float, f, loss_one, grad_one)
+DEFINE_KERNELS(double, d, loss_one_d, grad_one_d)
 
 /* --- Python glue ------------------------------------------------------------------ */
 
-/* C-contiguous buffers of float32 logits, labels, pos_weight (unless a number) and an
- * optional float32 output, all of one length; anything else raises (the caller checks
- * first, and these messages name what it missed). */
+/* C-contiguous buffers of logits (float32 or float64), and labels, pos_weight (unless a
+ * number) and an optional output of the logits' dtype, all of one length; anything
+ * else raises (the caller checks first, and these messages name what it missed). */
 typedef struct {
     Py_buffer x, z, q, out;
-    int has_q, has_out;
+    int has_q, has_out, dbl;
     double qs;
+    Py_ssize_t n;
 } Bufs;
 
 static void release(Bufs *b)
@@ -218,13 +325,32 @@ static void release(Bufs *b)
     if (b->has_out && b->out.obj) PyBuffer_Release(&b->out);
 }
 
-static int float32_of_len(Py_buffer *v, Py_ssize_t len, const char *name)
+/* Whether a buffer format is the type code c in native byte order: "d", or with a
+ * prefix that says native ("@", "=", or the explicit order of this machine: "=d"
+ * comes from arrays that Dask's workers deserialize). */
+static int fmt_is(const char *fmt, char c)
 {
-    if (strcmp(v->format, "f") != 0 || v->itemsize != 4) {
-        PyErr_Format(PyExc_TypeError, "%s: expected float32", name);
+    if (fmt == NULL) return c == 'B';
+    if (fmt[0] == '@' || fmt[0] == '=')
+        fmt++;
+#if PY_LITTLE_ENDIAN
+    else if (fmt[0] == '<')
+        fmt++;
+#else
+    else if (fmt[0] == '>' || fmt[0] == '!')
+        fmt++;
+#endif
+    return fmt[0] == c && fmt[1] == '\0';
+}
+
+static int like_x(Bufs *b, Py_buffer *v, const char *name)
+{
+    if (!fmt_is(v->format, b->dbl ? 'd' : 'f') || v->itemsize != b->x.itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %s, as x", name,
+                     b->dbl ? "float64" : "float32");
         return -1;
     }
-    if (v->len != len) {
+    if (v->len != b->x.len) {
         PyErr_Format(PyExc_ValueError, "%s: expected as many elements as x", name);
         return -1;
     }
@@ -245,20 +371,32 @@ static int get_bufs(Bufs *b, PyObject *x, PyObject *z, PyObject *q, PyObject *ou
     if (PyObject_GetBuffer(z, &b->z, ro) < 0) goto fail;
     if (b->has_q && PyObject_GetBuffer(q, &b->q, ro) < 0) goto fail;
     if (out && PyObject_GetBuffer(out, &b->out, ro | PyBUF_WRITABLE) < 0) goto fail;
-    if (strcmp(b->x.format, "f") != 0 || b->x.itemsize != 4) {
-        PyErr_SetString(PyExc_TypeError, "x: expected float32");
+    if (fmt_is(b->x.format, 'd') && b->x.itemsize == 8) {
+        b->dbl = 1;
+    } else if (!fmt_is(b->x.format, 'f') || b->x.itemsize != 4) {
+        PyErr_SetString(PyExc_TypeError, "x: expected float32 or float64");
         goto fail;
     }
-    if (float32_of_len(&b->z, b->x.len, "z") < 0) goto fail;
-    if (b->has_q && float32_of_len(&b->q, b->x.len, "q") < 0) goto fail;
-    if (out && float32_of_len(&b->out, b->x.len, "out") < 0) goto fail;
+    b->n = b->x.len / b->x.itemsize;
+    if (like_x(b, &b->z, "z") < 0) goto fail;
+    if (b->has_q && like_x(b, &b->q, "q") < 0) goto fail;
+    if (out && like_x(b, &b->out, "out") < 0) goto fail;
     return 0;
 fail:
     release(b);
     return -1;
 }
 
-#define QA(b) ((b).has_q ? (const float *)(b).q.buf : NULL)
+#define F(v) ((const float *)(v).buf)
+#define D(v) ((const double *)(v).buf)
+#define QF(b) ((b).has_q ? F((b).q) : NULL)
+#define QD(b) ((b).has_q ? D((b).q) : NULL)
+
+static int get_scale(PyObject *o, double *scale)
+{
+    *scale = PyFloat_AsDouble(o);
+    return (*scale == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
 
 /* loss(x, z, q, out): the elementwise loss into out */
 static PyObject *py_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -270,9 +408,11 @@ static PyObject *py_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     if (get_bufs(&b, args[0], args[1], args[2], args[3]) < 0) return NULL;
-    Py_ssize_t n = b.x.len / 4;
     Py_BEGIN_ALLOW_THREADS
-    loss_f((const float *)b.x.buf, (const float *)b.z.buf, b.qs, QA(b), (float *)b.out.buf, n);
+    if (b.dbl)
+        loss_d(D(b.x), D(b.z), b.qs, QD(b), (double *)b.out.buf, b.n);
+    else
+        loss_f(F(b.x), F(b.z), b.qs, QF(b), (float *)b.out.buf, b.n);
     Py_END_ALLOW_THREADS
     release(&b);
     Py_RETURN_NONE;
@@ -289,9 +429,11 @@ static PyObject *py_loss_sum(PyObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     if (get_bufs(&b, args[0], args[1], args[2], NULL) < 0) return NULL;
-    Py_ssize_t n = b.x.len / 4;
     Py_BEGIN_ALLOW_THREADS
-    s = sum_f((const float *)b.x.buf, (const float *)b.z.buf, b.qs, QA(b), n);
+    if (b.dbl)
+        s = sum_d(D(b.x), D(b.z), b.qs, QD(b), 1.0, NULL, b.n);
+    else
+        s = sum_f(F(b.x), F(b.z), b.qs, QF(b), 1.0, NULL, b.n);
     Py_END_ALLOW_THREADS
     release(&b);
     return PyFloat_FromDouble(s);
@@ -307,13 +449,13 @@ static PyObject *py_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyErr_SetString(PyExc_TypeError, "grad(x, z, q, scale, out)");
         return NULL;
     }
-    scale = PyFloat_AsDouble(args[3]);
-    if (scale == -1.0 && PyErr_Occurred()) return NULL;
+    if (get_scale(args[3], &scale) < 0) return NULL;
     if (get_bufs(&b, args[0], args[1], args[2], args[4]) < 0) return NULL;
-    Py_ssize_t n = b.x.len / 4;
     Py_BEGIN_ALLOW_THREADS
-    grad_f((const float *)b.x.buf, (const float *)b.z.buf, b.qs, QA(b), scale,
-           (float *)b.out.buf, n);
+    if (b.dbl)
+        grad_d(D(b.x), D(b.z), b.qs, QD(b), scale, (double *)b.out.buf, b.n);
+    else
+        grad_f(F(b.x), F(b.z), b.qs, QF(b), scale, (float *)b.out.buf, b.n);
     Py_END_ALLOW_THREADS
     release(&b);
     Py_RETURN_NONE;
@@ -329,13 +471,13 @@ static PyObject *py_loss_sum_grad(PyObject *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "loss_sum_grad(x, z, q, scale, gout)");
         return NULL;
     }
-    scale = PyFloat_AsDouble(args[3]);
-    if (scale == -1.0 && PyErr_Occurred()) return NULL;
+    if (get_scale(args[3], &scale) < 0) return NULL;
     if (get_bufs(&b, args[0], args[1], args[2], args[4]) < 0) return NULL;
-    Py_ssize_t n = b.x.len / 4;
     Py_BEGIN_ALLOW_THREADS
-    s = sum_grad_f((const float *)b.x.buf, (const float *)b.z.buf, b.qs, QA(b), scale,
-                   (float *)b.out.buf, n);
+    if (b.dbl)
+        s = sum_d(D(b.x), D(b.z), b.qs, QD(b), scale, (double *)b.out.buf, b.n);
+    else
+        s = sum_f(F(b.x), F(b.z), b.qs, QF(b), scale, (float *)b.out.buf, b.n);
     Py_END_ALLOW_THREADS
     release(&b);
     return PyFloat_FromDouble(s);
@@ -343,8 +485,8 @@ static PyObject *py_loss_sum_grad(PyObject *self, PyObject *const *args, Py_ssiz
 
 static PyMethodDef methods[] = {
     {"loss", (PyCFunction)(void (*)(void))py_loss, METH_FASTCALL,
-     "loss(x, z, q, out): the elementwise loss of float32 x, z (q: a number or float32 "
-     "per element) into out"},
+     "loss(x, z, q, out): the elementwise loss of float32 or float64 x, z (q: a number "
+     "or one per element) into out"},
     {"loss_sum", (PyCFunction)(void (*)(void))py_loss_sum, METH_FASTCALL,
      "loss_sum(x, z, q) -> float: the float64 sum of the float32 losses"},
     {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,
@@ -356,7 +498,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fused",
-    "One-pass float32 kernels of the weighted sigmoid cross-entropy (C).", -1, methods,
+    "One-pass kernels of the weighted sigmoid cross-entropy (C).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

@@ -12,11 +12,12 @@ on the number of threads, and chunk sums are added in chunk order, so results ar
 identical for every thread count. Measured in BENCHMARKS.md; tested against the
 generic path in tests/test_native.py and tests/test_engine.py.
 
-float32 chunks go to the C kernels of :mod:`wce_xp._fused` (one pass per chunk, double
-precision inside, within 1 ulp of mpmath; the GIL released, so threads scale) where
-they were built; the ufunc kernels below are what they stand in for, and run
-everything else (float64; labels or weights of other dtypes; installs without a C
-compiler). tests/test_engine.py runs both against mpmath.
+float32 and float64 chunks go to the C kernels of :mod:`wce_xp._fused` (one pass per
+chunk; float32 within 1 ulp of mpmath, computed in double precision; float64 within
+the library's 4 ulp; the GIL released, so threads scale) where they were built; the
+ufunc kernels below are what they stand in for, and run everything else (labels or
+weights of another dtype; installs without a C compiler). tests/test_engine.py runs
+both against mpmath.
 
 The arithmetic is the generic one: ``L = c·|x| + l·log1p(exp(-|x|))`` with
 ``c = q·z`` for ``x < 0`` and ``1 - z`` otherwise, ``l = q·z + 1 - z``; ``c·|x|`` is
@@ -49,39 +50,42 @@ except ImportError:  # pragma: no cover - a build without a C compiler
 
 # The C kernels, or None: tests set it to None to run the ufunc kernels they stand for.
 _fused: Any = _fused_module
-_F32 = np.dtype(np.float32)
 _BOOL = np.dtype(np.bool_)
+
+
+_C_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
 
 
 def _c_args(xc: Array, zc: Array, qc: Any) -> tuple[Array, Array, Any] | None:
     """``(x, z, q)`` for the C kernels, or None where they cannot take this chunk.
 
-    They take float32 logits with float32 or bool labels and a number or float32
-    ``pos_weight`` (the ufunc kernels take the rest: float64, or labels or weights of
-    another dtype). Strided or broadcast operands are copied to one C-contiguous
-    float32 array each (one pass: the kernels then make one more, against the ufunc
-    kernels' twelve), so every float32 call gets the same arithmetic however its
+    They take float32 or float64 logits with labels of the same dtype or bool, and a
+    number or a ``pos_weight`` of the logits' dtype (the ufunc kernels take the rest:
+    labels or weights of another dtype). Strided or broadcast operands are copied to
+    one C-contiguous array each (one pass: the kernels then make one more, against the
+    ufunc kernels' twelve), so every call gets the same arithmetic however its
     operands were laid out or given.
     """
-    if _fused is None or xc.dtype != _F32 or (zc.dtype != _F32 and zc.dtype != _BOOL):
+    dt = xc.dtype
+    if _fused is None or dt not in _C_DTYPES or (zc.dtype != dt and zc.dtype != _BOOL):
         return None
     if type(qc) is not float:
-        if qc.dtype != _F32:
+        if qc.dtype != dt:
             return None
         if qc.shape != xc.shape or not qc.flags.c_contiguous:
             qc = np.ascontiguousarray(np.broadcast_to(qc, xc.shape))
     if zc.shape != xc.shape or not zc.flags.c_contiguous or zc.dtype == _BOOL:
-        zc = np.ascontiguousarray(np.broadcast_to(zc, xc.shape), dtype=_F32)
+        zc = np.ascontiguousarray(np.broadcast_to(zc, xc.shape), dtype=dt)
     if not xc.flags.c_contiguous:
         xc = np.ascontiguousarray(xc)
     return xc, zc, qc
 
 
 def _c_chunks(dtype: Any, q: Any) -> bool:
-    """Whether the chunks will go to the C kernels (float32 logits, and a number or
-    float32 ``pos_weight``; the labels are not known yet, so a guess)."""
-    return _fused is not None and dtype == _F32 and (
-        isinstance(q, float) or getattr(q, "dtype", None) == _F32)
+    """Whether the chunks will go to the C kernels (float32 or float64 logits, and a
+    number or a ``pos_weight`` of their dtype; the labels are not known yet: a guess)."""
+    return _fused is not None and dtype in _C_DTYPES and (
+        isinstance(q, float) or getattr(q, "dtype", None) == dtype)
 
 
 # Elements per chunk: the buffers of one thread stay well inside a 1-2 MiB L2 cache.
