@@ -1,4 +1,4 @@
-"""The one compiled part: ``wce_xp._fused``, the float32 loss kernels in C.
+"""The one compiled part: ``wce_xp._fused``, the NumPy engine's loss kernels in C.
 
 Everything else is in pyproject.toml. The extension is optional: where it cannot be
 built (no C compiler), the package installs without it and the NumPy engine uses its

@@ -191,73 +191,64 @@ DEFINE_ONE(_d, exp_neg_d, log1p_unit_d)
 #define VB 256
 #define BLOCK 512 /* losses summed per stack buffer: a multiple of VB */
 
+/* a loop over one block with the element's x, z and q at hand; each case its own loop
+ * (branches outside the loops, so that each vectorizes) */
+#define VB_LOOP(QK, BODY)                                                                 \
+    for (int k = 0; k < VB; k++) {                                                        \
+        double xk = (double)x[k], zk = (double)z[k], qk = (double)(QK);                   \
+        BODY;                                                                             \
+    }
+
 #define DEFINE_KERNELS(T, SFX, ONE_LOSS, ONE_GRAD)                                        \
-WCE_INLINE void loss_vb_##SFX(const T *x, const T *z, double q, const T *qa, T *out)   \
+/* One block of VB elements: the loss into out and/or the gradient times scale into      \
+ * gout (either may be NULL; with both, exp(-|x|) is computed once for the two). */      \
+WCE_INLINE void vb_##SFX(const T *x, const T *z, double q, const T *qa, double scale,     \
+                         T *out, T *gout)                                                 \
 {                                                                                         \
-    if (qa)                                                                               \
-        for (int k = 0; k < VB; k++)                                                      \
-            out[k] = (T)ONE_LOSS((double)x[k], (double)z[k], (double)qa[k]);              \
-    else                                                                                  \
-        for (int k = 0; k < VB; k++)                                                      \
-            out[k] = (T)ONE_LOSS((double)x[k], (double)z[k], q);                          \
-}                                                                                         \
-                                                                                          \
-WCE_INLINE void grad_vb_##SFX(const T *x, const T *z, double q, const T *qa,           \
-                                 double scale, T *out)                                    \
-{                                                                                         \
-    if (qa)                                                                               \
-        for (int k = 0; k < VB; k++)                                                      \
-            out[k] = (T)(ONE_GRAD((double)x[k], (double)z[k], (double)qa[k]) * scale);    \
-    else                                                                                  \
-        for (int k = 0; k < VB; k++)                                                      \
-            out[k] = (T)(ONE_GRAD((double)x[k], (double)z[k], q) * scale);                \
-}                                                                                         \
-                                                                                          \
-/* the whole blocks, then the tail through a zero-padded block */                         \
-WCE_INLINE void loss_run_##SFX(const T *x, const T *z, double q, const T *qa, T *out,  \
-                                  Py_ssize_t n)                                           \
-{                                                                                         \
-    Py_ssize_t i = 0;                                                                     \
-    for (; i + VB <= n; i += VB)                                                          \
-        loss_vb_##SFX(x + i, z + i, q, qa ? qa + i : NULL, out + i);                      \
-    if (i < n) {                                                                          \
-        T xt[VB] = {0}, zt[VB] = {0}, qt[VB] = {0}, ot[VB];                               \
-        size_t m = (size_t)(n - i) * sizeof(T);                                           \
-        memcpy(xt, x + i, m);                                                             \
-        memcpy(zt, z + i, m);                                                             \
-        if (qa) memcpy(qt, qa + i, m);                                                    \
-        loss_vb_##SFX(xt, zt, q, qa ? qt : NULL, ot);                                     \
-        memcpy(out + i, ot, m);                                                           \
+    if (out && gout) {                                                                    \
+        if (qa) VB_LOOP(qa[k], out[k] = (T)ONE_LOSS(xk, zk, qk);                          \
+                        gout[k] = (T)(ONE_GRAD(xk, zk, qk) * scale))                      \
+        else VB_LOOP(q, out[k] = (T)ONE_LOSS(xk, zk, qk);                                 \
+                     gout[k] = (T)(ONE_GRAD(xk, zk, qk) * scale))                         \
+    } else if (out) {                                                                     \
+        if (qa) VB_LOOP(qa[k], out[k] = (T)ONE_LOSS(xk, zk, qk))                          \
+        else VB_LOOP(q, out[k] = (T)ONE_LOSS(xk, zk, qk))                                 \
+    } else {                                                                              \
+        if (qa) VB_LOOP(qa[k], gout[k] = (T)(ONE_GRAD(xk, zk, qk) * scale))               \
+        else VB_LOOP(q, gout[k] = (T)(ONE_GRAD(xk, zk, qk) * scale))                      \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
-WCE_INLINE void grad_run_##SFX(const T *x, const T *z, double q, const T *qa,          \
-                                  double scale, T *out, Py_ssize_t n)                     \
+/* the whole blocks, then the tail through a zero-padded block */                         \
+WCE_INLINE void run_##SFX(const T *x, const T *z, double q, const T *qa, double scale,    \
+                          T *out, T *gout, Py_ssize_t n)                                  \
 {                                                                                         \
     Py_ssize_t i = 0;                                                                     \
     for (; i + VB <= n; i += VB)                                                          \
-        grad_vb_##SFX(x + i, z + i, q, qa ? qa + i : NULL, scale, out + i);               \
+        vb_##SFX(x + i, z + i, q, qa ? qa + i : NULL, scale, out ? out + i : NULL,        \
+                 gout ? gout + i : NULL);                                                 \
     if (i < n) {                                                                          \
-        T xt[VB] = {0}, zt[VB] = {0}, qt[VB] = {0}, ot[VB];                               \
+        T xt[VB] = {0}, zt[VB] = {0}, qt[VB] = {0}, ot[VB], gt[VB];                       \
         size_t m = (size_t)(n - i) * sizeof(T);                                           \
         memcpy(xt, x + i, m);                                                             \
         memcpy(zt, z + i, m);                                                             \
         if (qa) memcpy(qt, qa + i, m);                                                    \
-        grad_vb_##SFX(xt, zt, q, qa ? qt : NULL, scale, ot);                              \
-        memcpy(out + i, ot, m);                                                           \
+        vb_##SFX(xt, zt, q, qa ? qt : NULL, scale, out ? ot : NULL, gout ? gt : NULL);    \
+        if (out) memcpy(out + i, ot, m);                                                  \
+        if (gout) memcpy(gout + i, gt, m);                                                \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 WCE_CLONES static void loss_##SFX(const T *x, const T *z, double q, const T *qa, T *out,  \
                                   Py_ssize_t n)                                           \
 {                                                                                         \
-    loss_run_##SFX(x, z, q, qa, out, n);                                                  \
+    run_##SFX(x, z, q, qa, 1.0, out, NULL, n);                                            \
 }                                                                                         \
                                                                                           \
 WCE_CLONES static void grad_##SFX(const T *x, const T *z, double q, const T *qa,          \
                                   double scale, T *out, Py_ssize_t n)                     \
 {                                                                                         \
-    grad_run_##SFX(x, z, q, qa, scale, out, n);                                           \
+    run_##SFX(x, z, q, qa, scale, NULL, out, n);                                          \
 }                                                                                         \
                                                                                           \
 /* The float64 sum of the losses as the elementwise call returns them (float32 ones      \
@@ -272,10 +263,8 @@ WCE_CLONES static double sum_##SFX(const T *x, const T *z, double q, const T *qa
     double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, tail = 0.0;                 \
     for (Py_ssize_t i = 0; i < n; i += BLOCK) {                                           \
         Py_ssize_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;                              \
-        const T *qi = qa ? qa + i : NULL;                                                 \
-        loss_run_##SFX(x + i, z + i, q, qi, v, m);                                        \
-        if (gout)                                                                         \
-            grad_run_##SFX(x + i, z + i, q, qi, scale, gout + i, m);                      \
+        run_##SFX(x + i, z + i, q, qa ? qa + i : NULL, scale, v, gout ? gout + i : NULL,  \
+                  m);                                                                     \
         for (; j + 8 <= m; j += 8)                                                        \
             for (int k = 0; k < 8; k++)                                                   \
                 acc[k] += (double)v[j + k];                                               \

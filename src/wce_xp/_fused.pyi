@@ -1,5 +1,5 @@
-# The C kernels of _fused.c (float32, C-contiguous buffers of one length; q: a number or
-# float32 per element).
+# The C kernels of _fused.c (float32 or float64, C-contiguous buffers of one length and
+# dtype; q: a number or one per element).
 from typing import Any
 
 def loss(x: Any, z: Any, q: Any, out: Any, /) -> None: ...

@@ -41,7 +41,7 @@ import numpy as np
 Array = Any
 
 _fused_module: Any = None
-try:  # the float32 kernels in C (optional: absent where no compiler built them)
+try:  # the kernels in C (optional: absent where no compiler built them)
     from .. import _fused as _c_module
 
     _fused_module = _c_module
@@ -79,6 +79,42 @@ def _c_args(xc: Array, zc: Array, qc: Any) -> tuple[Array, Array, Any] | None:
     if not xc.flags.c_contiguous:
         xc = np.ascontiguousarray(xc)
     return xc, zc, qc
+
+
+def _c_loss(xc: Array, zc: Array, qc: Any, out: Array) -> bool:
+    """The loss of a chunk into ``out`` by the C kernels, if they take it."""
+    c = _c_args(xc, zc, qc)
+    if c is None or not out.flags.c_contiguous:
+        return False
+    _fused.loss(*c, out)
+    return True
+
+
+def _c_grad(xc: Array, zc: Array, qc: Any, scale: float, out: Array) -> bool:
+    """The gradient of a chunk times ``scale`` into ``out`` by the C kernels, if they
+    take it."""
+    c = _c_args(xc, zc, qc)
+    if c is None or not out.flags.c_contiguous:
+        return False
+    _fused.grad(*c, scale, out)
+    return True
+
+
+def sum_and_grad(z: Array, x: Array, q: Any, scale: float) -> tuple[Any, Array] | None:
+    """The float64 sum of the loss and the gradient times ``scale``, in one C pass
+    (for a reduction whose backward pass is known to follow), or None where the C
+    kernels cannot take these operands."""
+    c = _c_args(x, z, q)
+    if c is None:
+        return None
+    g = np.empty(x.shape, x.dtype)
+    return np.float64(_fused.loss_sum_grad(*c, scale, g)), g
+
+
+def _number(q: Any) -> Any:
+    """A pos_weight of one value as a Python float (as the express lane takes it, and
+    the C kernels can); anything else as it is."""
+    return float(q) if not isinstance(q, float) and np.ndim(q) == 0 else q
 
 
 def _c_chunks(dtype: Any, q: Any) -> bool:
@@ -334,9 +370,7 @@ def _chunk_loss(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Arr
     the remaining ``-inf`` or NaN of that case into the limit 0. A NaN logit still
     reaches the result through the log1p term.
     """
-    c = _c_args(xc, zc, qc)
-    if c is not None and out.flags.c_contiguous:
-        _fused.loss(*c, out)
+    if _c_loss(xc, zc, qc, out):
         return out
     na, b = _log_term(xc, zc, qc, buf)
     bx, ax = buf.b, buf.t
@@ -360,9 +394,7 @@ def _chunk_loss_signed(
     ``check=False``: the caller looks for that NaN itself (in a sum it computes anyway)
     and calls :func:`_exact_signed` where it finds one.
     """
-    c = _c_args(xc, zc, qc)
-    if c is not None and out.flags.c_contiguous:  # the exact rule (no NaN check needed)
-        _fused.loss(*c, out)
+    if _c_loss(xc, zc, qc, out):  # the exact rule (no NaN check needed)
         return out
     na, b = _log_term(xc, zc, qc, buf)
     y, t = buf.y, buf.t
@@ -395,9 +427,7 @@ def _chunk_grad(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Arr
     ``σ(±x) = 1/(1 + exp(∓x))`` is accurate for every x (an overflowing exp gives 0,
     the right answer below the subnormal range), so no selection is needed.
     """
-    c = _c_args(xc, zc, qc)
-    if c is not None and out.flags.c_contiguous:
-        _fused.grad(*c, 1.0, out)
+    if _c_grad(xc, zc, qc, 1.0, out):
         return out
     y, b = buf.y, buf.b
     np.subtract(1.0, zc, out=b)
@@ -509,8 +539,7 @@ def _map(kernel: Any, z: Array, x: Array, q: Array | float, n_out: int,
     """``kernel`` over chunks into ``n_out`` new arrays of the logits' shape and dtype;
     ``extra`` (broadcasting to the logits) multiplies the first output."""
     z, x = np.asarray(z), np.asarray(x)  # NumPy's 0-d arithmetic gives scalars
-    if not isinstance(q, float) and np.ndim(q) == 0:  # one value: a number (as loss())
-        q = float(q)
+    q = _number(q)
     outs = [np.empty(x.shape, x.dtype) for _ in range(n_out)]
     if x.size == 0:
         return outs
@@ -558,9 +587,7 @@ def grad(z: Array, x: Array, q: Array | float, *, scale: Array | float | None = 
 
 def _scaled_grad(scale: float) -> Callable[..., Array]:
     def kernel(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
-        c = _c_args(xc, zc, qc)
-        if c is not None and out.flags.c_contiguous:
-            _fused.grad(*c, scale, out)
+        if _c_grad(xc, zc, qc, scale, out):
             return out
         _chunk_grad(xc, zc, qc, buf, out)
         return np.multiply(out, scale, out=out)
@@ -641,8 +668,7 @@ def loss(
     x = np.asarray(x)
     dtype = x.dtype
     red = reduction != "none"
-    if not isinstance(q, float) and np.ndim(q) == 0:  # one value: a number, as the
-        q = float(q)  # express lane takes it (and the C kernels can)
+    q = _number(q)
     if (weight is None and mask is None and not smoothing and focal is None
             and isinstance(q, float) and 0 < x.size <= CHUNK and z.shape == x.shape
             and (z.dtype == dtype or z.dtype == np.bool_)

@@ -184,15 +184,14 @@ def _make_reduced_function() -> Any:
                 mn = m.detach().numpy()
                 saved.append(m)
             ctx.g = None
-            c = None
+            both = None
+            n = float(xn.size)
             if (wn is None and mn is None and reduction != "weighted_mean"
-                    and 0 < xn.size <= _numpy.CHUNK):
-                c = _numpy._c_args(xn, zn, qn)
-            if c is not None:  # one C pass: the sum, and the gradient backward will want
-                n = float(xn.size)
-                scale = 1.0 if reduction == "sum" else 1.0 / n  # as backward's go/denom
-                ctx.g = np.empty(xn.shape, xn.dtype)
-                total = np.float64(_numpy._fused.loss_sum_grad(*c, scale, ctx.g))
+                    and 0 < n <= _numpy.CHUNK):  # one C pass: the sum, and the gradient
+                both = _numpy.sum_and_grad(  # backward will want (scale: go/denom there)
+                    zn, xn, qn, 1.0 if reduction == "sum" else 1.0 / n)
+            if both is not None:
+                total, ctx.g = both
                 value, denom = (total, None) if reduction == "sum" else (total / n, n)
             else:
                 value, denom = _numpy.loss(
@@ -241,29 +240,36 @@ _FUNCTION: Any = None
 _REDUCED: Any = None
 
 
-def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool) -> Array:
-    """The elementwise autograd Function on CPU tensors the caller has checked."""
+def _function() -> Any:
     global _FUNCTION
     if _FUNCTION is None:
         _FUNCTION = _make_function()
-    return _FUNCTION.apply(z, x, q, "numpy", nonneg)
+    return _FUNCTION
+
+
+def _reduced() -> Any:
+    global _REDUCED
+    if _REDUCED is None:
+        _REDUCED = _make_reduced_function()
+    return _REDUCED
+
+
+def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool) -> Array:
+    """The elementwise autograd Function on CPU tensors the caller has checked."""
+    return _function().apply(z, x, q, "numpy", nonneg)
 
 
 def apply_reduced(z: Array, x: Array, q: Array | float, reduction: str,
                   nonneg: bool) -> Array:
     """The fused reduction's autograd Function (no weight or mask) on CPU tensors the
     caller has checked."""
-    global _REDUCED
-    if _REDUCED is None:
-        _REDUCED = _make_reduced_function()
-    return _REDUCED.apply(x, z, q, None, None, reduction, nonneg)
+    return _reduced().apply(x, z, q, None, None, reduction, nonneg)
 
 
 def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
                  mask: Array | None, reduction: str, nonneg: bool) -> Array | None:
     """A reduction over every element of CPU tensors, fused, with a gradient-only
     backward where only the logits require a gradient; None elsewhere."""
-    global _REDUCED
     import torch
 
     if _kernel_backend(x) != "numpy":
@@ -278,14 +284,11 @@ def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
                             reduction=reduction, axes=tuple(range(x.ndim)), nonneg=nonneg,
                             threads=_threads(x))
         return torch.from_numpy(np.asarray(value))
-    if _REDUCED is None:
-        _REDUCED = _make_reduced_function()
-    return _REDUCED.apply(x, z, q, weight, mask, reduction, nonneg)
+    return _reduced().apply(x, z, q, weight, mask, reduction, nonneg)
 
 
 def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array | None:
     """The loss through the fused kernel, or None where the generic path must run."""
-    global _FUNCTION
     import torch
 
     kind = _kernel_backend(x)
@@ -300,9 +303,7 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False)
     if z.requires_grad or z.device != x.device:
         return None
     if torch.is_grad_enabled() and x.requires_grad:
-        if _FUNCTION is None:
-            _FUNCTION = _make_function()
-        return _FUNCTION.apply(z, x, q, kind, nonneg)
+        return _function().apply(z, x, q, kind, nonneg)
     return _run(kind, "weighted_loss", z, x, q, nonneg)
 
 
