@@ -561,8 +561,8 @@ def test_c_kernels_take_only_what_they_can(monkeypatch):
                      (x.reshape(3, 4), z[:4], q[:4]), (x, z, dt(2.0))):
             c = _numpy._c_args(*args)
             assert c is not None
-            assert all(a.flags.c_contiguous and a.dtype == dt for a in c
-                       if not isinstance(a, float))
+            assert all(a.flags.c_contiguous and a.dtype in (dt, np.bool_) for a in c
+                       if not isinstance(a, float))  # bool labels: read as they are
         other = np.float64 if dt == np.float32 else np.float32
         for args in ((x, z.astype(other), 2.0), (x, z.astype(np.int8), 2.0),
                      (x, z, q.astype(other)), (x.astype(np.float16), z, 2.0)):
@@ -572,13 +572,17 @@ def test_c_kernels_take_only_what_they_can(monkeypatch):
         with pytest.raises(TypeError, match="x: expected float32 or float64"):
             f.loss(x.astype(np.float16), z, 2.0, out)
         with pytest.raises(TypeError, match=f"z: expected {name}, as x"):
-            f.loss(x, z > 0.2, 2.0, out)
+            f.loss(x, z.astype(np.int8), 2.0, out)
         with pytest.raises(TypeError, match=f"z: expected {name}, as x"):
             f.loss(x, z.astype(other), 2.0, out)
         with pytest.raises(ValueError, match="z: expected as many elements as x"):
             f.loss(x, z[:5], 2.0, out)
         with pytest.raises(ValueError, match="q: expected as many elements as x"):
-            f.loss(x, z, q[:5], out)
+            f.loss(x, z, q[:5], out)  # 5 does not divide 12: not one per class either
+        with pytest.raises(ValueError, match="threads: expected a positive integer"):
+            f.loss(x, z, 2.0, out, 0)
+        with pytest.raises(TypeError, match=r"loss\(x, z, q, out\[, threads\]\)"):
+            f.loss(x, z, 2.0)
         with pytest.raises(TypeError, match=f"q: expected {name}, as x"):
             f.loss_sum(x, z, q.astype(other))
         with pytest.raises(ValueError, match="out: expected as many elements as x"):
@@ -643,3 +647,211 @@ def test_c_kernels_give_an_element_the_same_bits_wherever_it_sits(dtype):
     # and the sums: a split into pieces adds the same elementwise values
     assert f.loss_sum(x, z, q) == pytest.approx(
         float(np.add.reduce(full, dtype=np.float64)), rel=1e-14)
+
+
+# --- the C kernels' threads, bool labels and per-class pos_weight ---------------------
+
+
+def _fused_or_skip():
+    if _numpy._fused_module is None:
+        pytest.skip("wce_xp._fused was not built (no C compiler at install)")
+    return _numpy._fused_module
+
+
+def _c_operands(dtype, n, classes=7, seed=3):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_cauchy((n, classes)) * 4).astype(dtype)
+    x.flat[:3] = [np.inf, -np.inf, 0.0]
+    z = rng.uniform(size=(n, classes)).astype(dtype)
+    z[::2] = np.round(z[::2])
+    q = rng.uniform(0, 4, classes).astype(dtype)
+    return x, z, q
+
+
+def _every_entry(f, x, z, q, threads):
+    """What each C entry point gives for these operands, on ``threads`` threads."""
+    out, g, g2, g3 = (np.empty_like(x) for _ in range(4))
+    f.loss(x, z, q, out, threads)
+    f.grad(x, z, q, 0.25, g, threads)
+    lo = np.empty_like(x)
+    f.loss_grad(x, z, q, 0.25, lo, g2, threads)
+    total = f.loss_sum(x, z, q, threads)
+    total_g = f.loss_sum_grad(x, z, q, 0.25, g3, threads)
+    return out, g, lo, g2, np.float64(total), g3, np.float64(total_g)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows", [1, 1170, 9363 * 3 + 1])  # 1, 1-2, 29 tasks of 8192
+def test_c_threads_give_the_same_bits_for_every_thread_count(dtype, rows):
+    """A C call cuts its elements into tasks that its threads take in turn; every
+    element's value and every sum (the tasks' sums added in task order) are the same
+    for 1, 2, 3 and 8 threads, and the loss and the gradient computed together equal
+    each computed alone."""
+    f = _fused_or_skip()
+    x, z, q = _c_operands(dtype, rows)
+    ref = _every_entry(f, x, z, q, 1)
+    for threads in (2, 3, 8):
+        for a, b in zip(ref, _every_entry(f, x, z, q, threads), strict=True):
+            np.testing.assert_array_equal(a, b)
+    out, g, lo, g2, total, g3, total_g = ref
+    np.testing.assert_array_equal(lo, out)
+    np.testing.assert_array_equal(g2, g)
+    np.testing.assert_array_equal(g3, g)
+    assert total == total_g
+    assert total == pytest.approx(float(np.add.reduce(out, axis=None, dtype=np.float64)),
+                                  rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_c_whole_array_sum_equals_the_chunked_routes_sum_bitwise(dtype):
+    """One C call sums a chunk's eight tasks, then the chunks, each in order: the
+    association of the engine's chunked route (chunk sums added in chunk order), so a
+    contiguous array and a strided one that the engine chunks give the same bits."""
+    f = _fused_or_skip()
+    x, z, _ = _c_operands(dtype, 3 * _numpy.CHUNK // 7 + 11)
+    assert _numpy.CHUNK == f.CHUNK and _numpy.TASK == f.TASK
+    xf, zf = x.reshape(-1), z.reshape(-1)
+    chunked = 0.0
+    for i in range(0, xf.size, _numpy.CHUNK):
+        chunked += f.loss_sum(xf[i:i + _numpy.CHUNK], zf[i:i + _numpy.CHUNK], 2.0)
+    assert f.loss_sum(xf, zf, 2.0, 2) == chunked
+    wide = np.zeros((x.shape[0], 2 * x.shape[1]), dtype)
+    wide[:, ::2], wide[:, 1::2] = x, np.nan  # the same logits, strided: chunked by rows
+    got = _numpy.loss(z, wide[:, ::2], 2.0, reduction="sum", axes=(0, 1))
+    assert got == f.loss_sum(x, z, 2.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_c_bool_labels_and_per_class_pos_weight_are_read_as_they_are(dtype):
+    """Bool labels and a pos_weight of one value per class (the last axis) are read
+    in place, staged block by block: the same bits as float labels and a pos_weight
+    of one value per element, with no copy of the operands' size."""
+    f = _fused_or_skip()
+    x, z, q = _c_operands(dtype, 2000)
+    zb = z > 0.5
+    zf = zb.astype(dtype)
+    qfull = np.ascontiguousarray(np.broadcast_to(q, x.shape))
+    for threads in (1, 2):
+        a, b = np.empty_like(x), np.empty_like(x)
+        f.loss(x, zb, q, a, threads)
+        f.loss(x, zf, qfull, b, threads)
+        np.testing.assert_array_equal(a, b)
+        assert f.loss_sum(x, zb, q, threads) == f.loss_sum(x, zf, qfull, threads)
+        f.grad(x, zb, q, 0.5, a, threads)
+        f.grad(x, zf, qfull, 0.5, b, threads)
+        np.testing.assert_array_equal(a, b)
+    # through the engine: no operand-sized copy (the labels stay bool, q per class)
+    tracemalloc.start()
+    try:
+        _numpy.loss(zb, x, q, reduction="mean", axes=(0, 1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes // 4
+    # a pos_weight whose length does not divide the logits' count is refused by name
+    with pytest.raises(ValueError, match="q: expected as many elements as x"):
+        f.loss_sum(x, z, q[:3])
+
+
+def test_c_calls_from_many_threads_at_once_and_after_fork():
+    """Python threads calling at once (one runs on the C threads, the others on their
+    own) and a forked child (whose C threads are started afresh) get the same bits."""
+    f = _fused_or_skip()
+    x, z, q = _c_operands("float32", 20000)
+    want = f.loss_sum(x, z, q, 2)
+    got: list[float] = []
+    lock = threading.Lock()
+
+    def call():
+        for _ in range(20):
+            v = f.loss_sum(x, z, q, 2)
+            with lock:
+                got.append(v)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [want] * 80
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        return
+    with mp.get_context("fork").Pool(1) as pool:
+        assert pool.apply(f.loss_sum, (x, z, q, 2)) == want
+
+
+def test_weighted_mean_without_weights_is_the_mean_with_its_gradient():
+    """reduction="weighted_mean" without weights or a mask is the mean: the value and,
+    under PyTorch's autograd, the gradient (it came out n times too large on the
+    fused path once)."""
+    torch = pytest.importorskip("torch")
+    x, z, q, _, _ = (torch.from_numpy(np.ascontiguousarray(a)) for a in _data("float32"))
+    x = torch.where(torch.isfinite(x), x, 1.0)
+    for n in (50, x.shape[0]):  # one chunk, and several
+        grads, values = [], []
+        for reduction in ("mean", "weighted_mean"):
+            xg = x[:n].clone().requires_grad_()
+            v = wce(z[:n], xg, q, reduction=reduction)
+            v.backward()
+            values.append(v.detach())
+            grads.append(xg.grad)
+        torch.testing.assert_close(values[1], values[0], rtol=0, atol=0)
+        torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
+    assert np.asarray(wce(z.numpy(), x.numpy(), q.numpy(), reduction="weighted_mean")) == \
+        np.asarray(wce(z.numpy(), x.numpy(), q.numpy(), reduction="mean"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("incoming", ["sum", "mean", "per element", "strided", "other dtype",
+                                      "twice", "create_graph"])
+def test_torch_elementwise_gradient_from_the_forward_pass(dtype, incoming):
+    """An elementwise call under autograd computes the loss and its gradient in one C
+    pass; backward multiplies it by the incoming gradient (nothing to do for .sum(),
+    a number for .mean(), elementwise otherwise), hands it over once (a second
+    backward recomputes) and leaves double backward to the differentiable graph. Every
+    route within the gradient's bound of the generic graph."""
+    torch = pytest.importorskip("torch")
+    x, z, q, _, _ = (torch.from_numpy(np.ascontiguousarray(a)) for a in _data(dtype))
+    x = torch.where(torch.isfinite(x), x, 1.0)
+    rng = np.random.default_rng(5)
+    w = torch.from_numpy(rng.uniform(-2, 2, x.shape).astype(dtype))
+
+    def run(xg):
+        loss = wce(z, xg, q)
+        if incoming == "sum":
+            return torch.autograd.grad(loss.sum(), xg)[0]
+        if incoming == "mean":
+            return torch.autograd.grad(loss.mean(), xg)[0]
+        if incoming == "per element":
+            return torch.autograd.grad(loss, xg, w)[0]
+        if incoming == "strided":
+            return torch.autograd.grad(loss, xg, w.T.contiguous().T)[0]
+        if incoming == "other dtype":
+            other = torch.float64 if dtype == "float32" else torch.float32
+            return torch.autograd.grad(loss.to(other).sum(), xg)[0]
+        if incoming == "twice":
+            first = torch.autograd.grad(loss.sum(), xg, retain_graph=True)[0].clone()
+            second = torch.autograd.grad(loss.sum(), xg)[0]
+            torch.testing.assert_close(second, first, rtol=0, atol=0)
+            return second
+        (g,) = torch.autograd.grad(loss.sum(), xg, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), xg)
+        return torch.cat([g.detach().reshape(-1), h.reshape(-1)])
+
+    got = run(x.clone().requires_grad_())
+    with generic():
+        ref = run(x.clone().requires_grad_())
+    xn, zn, qn = x.double().numpy(), z.double().numpy(), q.double().numpy()
+    with np.errstate(over="ignore"):
+        scale = (1 - zn) / (1 + np.exp(-xn)) + qn * zn / (1 + np.exp(xn))
+    if incoming in ("per element", "strided"):
+        scale = scale * 2
+    if incoming == "mean":
+        scale = scale / xn.size
+    if incoming == "create_graph":  # the Hessian l·σ(x)σ(-x) ≤ the same scale
+        scale = np.concatenate([scale.reshape(-1), scale.reshape(-1)])
+    eps = np.finfo(dtype).eps
+    assert np.all(np.abs(got.numpy() - ref.numpy()).reshape(scale.shape)
+                  <= 8 * eps * scale + R.TINY[dtype])

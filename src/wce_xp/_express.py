@@ -103,9 +103,8 @@ def numpy_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
 
 def _engine(z: np.ndarray, x: np.ndarray, q: Any, nonneg: bool, reduction: str,
             threads: int | None) -> np.ndarray:
-    if x.size <= _numpy.CHUNK and isinstance(q, float):
-        out = _numpy.one_chunk_quiet(z, x, q, nonneg, reduction)
-    else:
+    out = _numpy.plain_quiet(z, x, q, nonneg, reduction, threads)
+    if out is None:
         out = _numpy.loss(z, x, q, reduction=reduction, axes=tuple(range(x.ndim)),
                           nonneg=nonneg, threads=threads)
     return out if reduction == "none" else np.asarray(out, x.dtype)
@@ -160,7 +159,7 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
         if reduction == "none":
             return native_torch.apply_loss(z, x, q, checked)
         return native_torch.apply_reduced(z, x, q, reduction, checked)
-    threads = 1 if x.numel() <= _numpy.CHUNK else _native_threads(x)
+    threads = 1 if x.numel() <= _numpy.TASK else _native_threads(x)
     qe = q if isinstance(q, float) else q.numpy()
     return torch.from_numpy(_engine(zn, xn, qe, checked, reduction, threads))
 

@@ -239,63 +239,288 @@ WCE_INLINE void run_##SFX(const T *x, const T *z, double q, const T *qa, double 
     }                                                                                     \
 }                                                                                         \
                                                                                           \
-WCE_CLONES static void loss_##SFX(const T *x, const T *z, double q, const T *qa, T *out,  \
-                                  Py_ssize_t n)                                           \
+/* One span [lo, hi) of a job (see Job below), in blocks of BLOCK elements: bool labels  \
+ * and a pos_weight given per class (a period that divides n) are staged block by block  \
+ * into buffers of the logits' dtype, so that every element runs through the same code  \
+ * (the same bits) however its operands came. With sums, the float64 sum of the losses  \
+ * as the elementwise call returns them (float32 ones rounded first), the losses kept    \
+ * on the stack unless out is given, added into eight float64 lanes (independent lanes  \
+ * vectorize without reassociating a sum). */                                             \
+WCE_CLONES static double span_##SFX(const struct Job *j, Py_ssize_t lo, Py_ssize_t hi)    \
 {                                                                                         \
-    run_##SFX(x, z, q, qa, 1.0, out, NULL, n);                                            \
-}                                                                                         \
-                                                                                          \
-WCE_CLONES static void grad_##SFX(const T *x, const T *z, double q, const T *qa,          \
-                                  double scale, T *out, Py_ssize_t n)                     \
-{                                                                                         \
-    run_##SFX(x, z, q, qa, scale, NULL, out, n);                                          \
-}                                                                                         \
-                                                                                          \
-/* The float64 sum of the losses as the elementwise call returns them (float32 ones      \
- * rounded first), without writing them out: blocks on the stack, added into eight       \
- * float64 lanes (independent lanes vectorize without reassociating a sum). With gout,   \
- * the gradient times scale too (the forward pass of a small reduction under autograd,   \
- * whose backward pass is known to follow). */                                            \
-WCE_CLONES static double sum_##SFX(const T *x, const T *z, double q, const T *qa,         \
-                                   double scale, T *gout, Py_ssize_t n)                   \
-{                                                                                         \
-    T v[BLOCK];                                                                           \
+    const T *x = (const T *)j->x, *z = (const T *)j->z, *qa = (const T *)j->qa;           \
+    const unsigned char *zb = (const unsigned char *)j->z;                                \
+    T *out = (T *)j->out, *gout = (T *)j->gout;                                           \
+    T zt[BLOCK], qt[BLOCK], v[BLOCK];                                                     \
     double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, tail = 0.0;                 \
-    for (Py_ssize_t i = 0; i < n; i += BLOCK) {                                           \
-        Py_ssize_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;                              \
-        run_##SFX(x + i, z + i, q, qa ? qa + i : NULL, scale, v, gout ? gout + i : NULL,  \
-                  m);                                                                     \
-        for (; j + 8 <= m; j += 8)                                                        \
+    for (Py_ssize_t i = lo; i < hi; i += BLOCK) {                                         \
+        Py_ssize_t m = hi - i < BLOCK ? hi - i : BLOCK, j8 = 0;                           \
+        const T *zi = z + i, *qi = NULL;                                                  \
+        if (j->zbool) {                                                                   \
+            for (Py_ssize_t k = 0; k < m; k++)                                            \
+                zt[k] = (T)(zb[i + k] != 0);                                              \
+            zi = zt;                                                                      \
+        }                                                                                 \
+        if (qa && j->qn == j->n) {                                                        \
+            qi = qa + i;                                                                  \
+        } else if (qa) {                                                                  \
+            Py_ssize_t r = i % j->qn;                                                     \
+            for (Py_ssize_t k = 0; k < m; k++) {                                          \
+                qt[k] = qa[r];                                                            \
+                r = r + 1 == j->qn ? 0 : r + 1;                                           \
+            }                                                                             \
+            qi = qt;                                                                      \
+        }                                                                                 \
+        T *oi = out ? out + i : (j->sums ? v : NULL);                                     \
+        run_##SFX(x + i, zi, j->q, qi, j->scale, oi, gout ? gout + i : NULL, m);          \
+        if (!j->sums)                                                                     \
+            continue;                                                                     \
+        for (; j8 + 8 <= m; j8 += 8)                                                      \
             for (int k = 0; k < 8; k++)                                                   \
-                acc[k] += (double)v[j + k];                                               \
-        for (; j < m; j++)                                                                \
-            tail += (double)v[j];                                                         \
+                acc[k] += (double)oi[j8 + k];                                             \
+        for (; j8 < m; j8++)                                                              \
+            tail += (double)oi[j8];                                                       \
     }                                                                                     \
     return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) \
            + tail;                                                                        \
 }
 
+/* A job: the loss into out and/or the gradient times scale into gout and/or the sum of
+ * the losses, over n elements (C-contiguous; labels of the logits' dtype or bool;
+ * pos_weight a number q, or qa of qn elements, one per element (qn = n) or one per
+ * class of the last axis (qn divides n)). */
+struct Job {
+    const void *x, *z, *qa;
+    void *out, *gout;
+    double q, scale;
+    Py_ssize_t n, qn;
+    int dbl, zbool, sums;
+};
+
 DEFINE_KERNELS(float, f, loss_one, grad_one)
 DEFINE_KERNELS(double, d, loss_one_d, grad_one_d)
 
+static double span(const struct Job *j, Py_ssize_t lo, Py_ssize_t hi)
+{
+    return j->dbl ? span_d(j, lo, hi) : span_f(j, lo, hi);
+}
+
+/* --- threads ------------------------------------------------------------------------
+ *
+ * A job is cut into tasks of TASK elements, which every thread taking part (the caller
+ * and up to threads - 1 helpers) takes in turn from one atomic counter until none is
+ * left. Sums: each task's sum goes into its slot, and the slots are added in task order
+ * (in groups of GROUP tasks, the NumPy engine's chunk of 64K elements, then the groups
+ * in order: the same association as the engine's chunked route), so the result does
+ * not depend on the number of threads or on which thread ran which task.
+ *
+ * The helpers are POSIX threads started on first use and kept: after a job each spins
+ * (about SPIN_NS) for the next one, then sleeps on a condition variable. So a training
+ * loop's next call finds them awake (starting or waking a thread costs tens of
+ * microseconds, which is what a 1e5-element call takes in all), and an idle process
+ * keeps no core busy. One job at a time: a call made while another runs (another
+ * Python thread) runs on its caller alone. Elsewhere than POSIX, jobs run on the
+ * caller. */
+#define TASK 8192  /* a multiple of BLOCK */
+#define GROUP 8    /* tasks per chunk of the NumPy engine: 64K elements */
+
+static void run_serial(const struct Job *j, Py_ssize_t ntasks, double *parts)
+{
+    for (Py_ssize_t t = 0; t < ntasks; t++) {
+        Py_ssize_t lo = t * TASK, hi = lo + TASK < j->n ? lo + TASK : j->n;
+        double s = span(j, lo, hi);
+        if (parts) parts[t] = s;
+    }
+}
+
+#if !defined(_WIN32) && !defined(__STDC_NO_ATOMICS__) && !defined(__STDC_NO_THREADS__)
+#define WCE_POOL 1
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define MAX_HELPERS 255
+#define SPIN_NS 200000
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* the job's state in one word, so that a helper reads it whole: generation (bits
+ * 32-63), helpers allowed (16-23), open (15), helpers inside it (0-14) */
+#define ST_GEN(s) ((uint32_t)((s) >> 32))
+#define ST_LIMIT(s) ((int)(((s) >> 16) & 0xFF))
+#define ST_OPEN ((uint64_t)1 << 15)
+#define ST_ACTIVE(s) ((int)((s) & 0x7FFF))
+
+static struct {
+    struct Job job;
+    Py_ssize_t ntasks;
+    double *parts;
+    _Atomic Py_ssize_t next;
+    _Atomic uint64_t state;
+    pthread_mutex_t busy; /* one job at a time */
+    pthread_mutex_t mu;   /* sleeping helpers */
+    pthread_cond_t cv;
+    int sleeping, started;
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
+          .cv = PTHREAD_COND_INITIALIZER};
+
+static void take_tasks(void)
+{
+    for (;;) {
+        Py_ssize_t t = atomic_fetch_add(&pool.next, 1);
+        if (t >= pool.ntasks) return;
+        Py_ssize_t lo = t * TASK, hi = lo + TASK < pool.job.n ? lo + TASK : pool.job.n;
+        double s = span(&pool.job, lo, hi);
+        if (pool.parts) pool.parts[t] = s;
+    }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *helper(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    uint32_t seen = ST_GEN(atomic_load(&pool.state));
+    for (;;) {
+        uint64_t s = atomic_load(&pool.state);
+        if (ST_GEN(s) == seen) { /* wait: spin a while, then sleep */
+            uint64_t until = now_ns() + SPIN_NS;
+            for (int k = 1; ST_GEN(s = atomic_load(&pool.state)) == seen; k++) {
+                CPU_RELAX();
+                if ((k & 63) == 0 && now_ns() > until) {
+                    pthread_mutex_lock(&pool.mu);
+                    pool.sleeping++;
+                    while (ST_GEN(s = atomic_load(&pool.state)) == seen)
+                        pthread_cond_wait(&pool.cv, &pool.mu);
+                    pool.sleeping--;
+                    pthread_mutex_unlock(&pool.mu);
+                    break;
+                }
+            }
+        }
+        seen = ST_GEN(s);
+        if (id >= ST_LIMIT(s)) continue;
+        /* join if the job is still open and still this generation */
+        for (;;) {
+            if (ST_GEN(s) != seen || !(s & ST_OPEN)) break;
+            if (atomic_compare_exchange_weak(&pool.state, &s, s + 1)) {
+                take_tasks();
+                atomic_fetch_sub(&pool.state, 1);
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void after_fork_child(void)
+{
+    /* the helpers did not survive fork(): start afresh */
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    pool.sleeping = pool.started = 0;
+    atomic_store(&pool.state, 0);
+}
+
+/* run the job on up to `threads` threads; 0, or -1 where it ran on the caller alone */
+static int run_pooled(const struct Job *j, Py_ssize_t ntasks, double *parts, int threads)
+{
+    static int fork_handler = 0;
+    int want = threads - 1;
+    if (want > MAX_HELPERS) want = MAX_HELPERS;
+    if (want > ntasks - 1) want = (int)(ntasks - 1);
+    if (want < 1 || pthread_mutex_trylock(&pool.busy) != 0) return -1;
+    if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, after_fork_child) == 0;
+    while (pool.started < want) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int err = pthread_create(&th, &attr, helper, (void *)(intptr_t)pool.started);
+        pthread_attr_destroy(&attr);
+        if (err) break;
+        pool.started++;
+    }
+    if (want > pool.started) want = pool.started;
+    if (want < 1) {
+        pthread_mutex_unlock(&pool.busy);
+        return -1;
+    }
+    pool.job = *j;
+    pool.ntasks = ntasks;
+    pool.parts = parts;
+    atomic_store(&pool.next, 0);
+    uint64_t gen = (uint64_t)(ST_GEN(atomic_load(&pool.state)) + 1u);
+    atomic_store(&pool.state, (gen << 32) | ((uint64_t)want << 16) | ST_OPEN);
+    pthread_mutex_lock(&pool.mu);
+    if (pool.sleeping) pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    take_tasks();
+    /* close the job, then wait for the helpers inside it */
+    uint64_t s = atomic_fetch_and(&pool.state, ~ST_OPEN) & ~ST_OPEN;
+    while (ST_ACTIVE(s)) {
+        CPU_RELAX();
+        s = atomic_load(&pool.state);
+    }
+    pthread_mutex_unlock(&pool.busy);
+    return 0;
+}
+#else
+#define WCE_POOL 0
+#endif
+
+/* the job on up to `threads` threads; with sums, their total */
+static double run_job(const struct Job *j, int threads, double *parts)
+{
+    Py_ssize_t ntasks = (j->n + TASK - 1) / TASK;
+#if WCE_POOL
+    if (threads < 2 || ntasks < 2 || run_pooled(j, ntasks, parts, threads) < 0)
+        run_serial(j, ntasks, parts);
+#else
+    (void)threads;
+    run_serial(j, ntasks, parts);
+#endif
+    if (!parts) return 0.0;
+    double total = 0.0;
+    for (Py_ssize_t g = 0; g < ntasks; g += GROUP) {
+        double chunk = 0.0;
+        for (Py_ssize_t t = g; t < ntasks && t < g + GROUP; t++)
+            chunk += parts[t];
+        total += chunk;
+    }
+    return total;
+}
+
 /* --- Python glue ------------------------------------------------------------------ */
 
-/* C-contiguous buffers of logits (float32 or float64), and labels, pos_weight (unless a
- * number) and an optional output of the logits' dtype, all of one length; anything
- * else raises (the caller checks first, and these messages name what it missed). */
+/* C-contiguous buffers of logits (float32 or float64), labels (the logits' dtype or
+ * bool), pos_weight (unless a number: the logits' dtype, one per element or one per
+ * class: a length that divides theirs) and outputs of the logits' dtype and length;
+ * anything else raises (the caller checks first, and these messages name what it
+ * missed). */
 typedef struct {
-    Py_buffer x, z, q, out;
-    int has_q, has_out, dbl;
-    double qs;
-    Py_ssize_t n;
+    Py_buffer x, z, q, out, gout;
+    struct Job job;
+    int threads;
 } Bufs;
 
 static void release(Bufs *b)
 {
-    if (b->x.obj) PyBuffer_Release(&b->x);
-    if (b->z.obj) PyBuffer_Release(&b->z);
-    if (b->has_q && b->q.obj) PyBuffer_Release(&b->q);
-    if (b->has_out && b->out.obj) PyBuffer_Release(&b->out);
+    Py_buffer *all[] = {&b->x, &b->z, &b->q, &b->out, &b->gout};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (all[i]->obj) PyBuffer_Release(all[i]);
 }
 
 /* Whether a buffer format is the type code c in native byte order: "d", or with a
@@ -316,156 +541,163 @@ static int fmt_is(const char *fmt, char c)
     return fmt[0] == c && fmt[1] == '\0';
 }
 
-static int like_x(Bufs *b, Py_buffer *v, const char *name)
+static int like_x(Bufs *b, Py_buffer *v, const char *name, int period)
 {
-    if (!fmt_is(v->format, b->dbl ? 'd' : 'f') || v->itemsize != b->x.itemsize) {
+    Py_ssize_t m = v->len / (v->itemsize ? v->itemsize : 1);
+    if (!fmt_is(v->format, b->job.dbl ? 'd' : 'f') || v->itemsize != b->x.itemsize) {
         PyErr_Format(PyExc_TypeError, "%s: expected %s, as x", name,
-                     b->dbl ? "float64" : "float32");
+                     b->job.dbl ? "float64" : "float32");
         return -1;
     }
-    if (v->len != b->x.len) {
-        PyErr_Format(PyExc_ValueError, "%s: expected as many elements as x", name);
+    if (period ? (m == 0 ? b->job.n != 0 : b->job.n % m != 0) : m != b->job.n) {
+        PyErr_Format(PyExc_ValueError, "%s: expected as many elements as x%s", name,
+                     period ? ", or a number of them that divides x's (one per class)" : "");
         return -1;
     }
     return 0;
 }
 
-static int get_bufs(Bufs *b, PyObject *x, PyObject *z, PyObject *q, PyObject *out)
+static int get_int(PyObject *o, const char *name, int *v)
+{
+    long n = PyLong_AsLong(o);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    if (n < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a positive integer", name);
+        return -1;
+    }
+    *v = n > 4096 ? 4096 : (int)n;
+    return 0;
+}
+
+/* The arguments (x, z, q[, scale][, out][, gout][, threads]): which of the optional
+ * ones a function takes is given by its flags. */
+#define A_SCALE 1
+#define A_OUT 2
+#define A_GOUT 4
+#define A_SUM 8
+
+static int get_bufs(Bufs *b, PyObject *const *args, Py_ssize_t nargs, int flags,
+                    const char *sig)
 {
     const int ro = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT;
+    Py_ssize_t need = 3 + !!(flags & A_SCALE) + !!(flags & A_OUT) + !!(flags & A_GOUT), i = 3;
     memset(b, 0, sizeof(*b));
-    b->has_out = out != NULL;
-    b->has_q = !(PyFloat_Check(q) || PyLong_Check(q));
-    if (!b->has_q) {
-        b->qs = PyFloat_AsDouble(q);
-        if (b->qs == -1.0 && PyErr_Occurred()) return -1;
+    b->threads = 1;
+    b->job.scale = 1.0;
+    b->job.sums = !!(flags & A_SUM);
+    if (nargs != need && nargs != need + 1) {
+        PyErr_SetString(PyExc_TypeError, sig);
+        return -1;
     }
-    if (PyObject_GetBuffer(x, &b->x, ro) < 0) return -1;
-    if (PyObject_GetBuffer(z, &b->z, ro) < 0) goto fail;
-    if (b->has_q && PyObject_GetBuffer(q, &b->q, ro) < 0) goto fail;
-    if (out && PyObject_GetBuffer(out, &b->out, ro | PyBUF_WRITABLE) < 0) goto fail;
+    if (nargs == need + 1 && get_int(args[need], "threads", &b->threads) < 0) return -1;
+    PyObject *q = args[2];
+    if (PyFloat_Check(q) || PyLong_Check(q)) {
+        b->job.q = PyFloat_AsDouble(q);
+        if (b->job.q == -1.0 && PyErr_Occurred()) return -1;
+    }
+    if (flags & A_SCALE) {
+        b->job.scale = PyFloat_AsDouble(args[i++]);
+        if (b->job.scale == -1.0 && PyErr_Occurred()) return -1;
+    }
+    if (PyObject_GetBuffer(args[0], &b->x, ro) < 0) return -1;
     if (fmt_is(b->x.format, 'd') && b->x.itemsize == 8) {
-        b->dbl = 1;
+        b->job.dbl = 1;
     } else if (!fmt_is(b->x.format, 'f') || b->x.itemsize != 4) {
         PyErr_SetString(PyExc_TypeError, "x: expected float32 or float64");
         goto fail;
     }
-    b->n = b->x.len / b->x.itemsize;
-    if (like_x(b, &b->z, "z") < 0) goto fail;
-    if (b->has_q && like_x(b, &b->q, "q") < 0) goto fail;
-    if (out && like_x(b, &b->out, "out") < 0) goto fail;
+    b->job.n = b->x.len / b->x.itemsize;
+    if (PyObject_GetBuffer(args[1], &b->z, ro) < 0) goto fail;
+    if (fmt_is(b->z.format, '?') && b->z.itemsize == 1) {
+        b->job.zbool = 1;
+        if (b->z.len != b->job.n) {
+            PyErr_SetString(PyExc_ValueError, "z: expected as many elements as x");
+            goto fail;
+        }
+    } else if (like_x(b, &b->z, "z", 0) < 0) {
+        goto fail;
+    }
+    if (!(PyFloat_Check(q) || PyLong_Check(q))) {
+        if (PyObject_GetBuffer(q, &b->q, ro) < 0 || like_x(b, &b->q, "q", 1) < 0) goto fail;
+        b->job.qa = b->q.buf;
+        b->job.qn = b->q.len / b->q.itemsize;
+    }
+    if (flags & A_OUT) {
+        if (PyObject_GetBuffer(args[i++], &b->out, ro | PyBUF_WRITABLE) < 0 ||
+            like_x(b, &b->out, "out", 0) < 0)
+            goto fail;
+        b->job.out = b->out.buf;
+    }
+    if (flags & A_GOUT) {
+        if (PyObject_GetBuffer(args[i++], &b->gout, ro | PyBUF_WRITABLE) < 0 ||
+            like_x(b, &b->gout, "gout", 0) < 0)
+            goto fail;
+        b->job.gout = b->gout.buf;
+    }
+    b->job.x = b->x.buf;
+    b->job.z = b->z.buf;
     return 0;
 fail:
     release(b);
     return -1;
 }
 
-#define F(v) ((const float *)(v).buf)
-#define D(v) ((const double *)(v).buf)
-#define QF(b) ((b).has_q ? F((b).q) : NULL)
-#define QD(b) ((b).has_q ? D((b).q) : NULL)
-
-static int get_scale(PyObject *o, double *scale)
-{
-    *scale = PyFloat_AsDouble(o);
-    return (*scale == -1.0 && PyErr_Occurred()) ? -1 : 0;
-}
-
-/* loss(x, z, q, out): the elementwise loss into out */
-static PyObject *py_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* the job of one call, the GIL released; with sums, their total as a float */
+static PyObject *call(PyObject *const *args, Py_ssize_t nargs, int flags, const char *sig)
 {
     Bufs b;
-    (void)self;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "loss(x, z, q, out)");
-        return NULL;
+    double total = 0.0, *parts = NULL;
+    if (get_bufs(&b, args, nargs, flags, sig) < 0) return NULL;
+    if (flags & A_SUM) {
+        Py_ssize_t ntasks = (b.job.n + TASK - 1) / TASK;
+        parts = (double *)PyMem_RawMalloc((size_t)(ntasks ? ntasks : 1) * sizeof(double));
+        if (!parts) {
+            release(&b);
+            return PyErr_NoMemory();
+        }
     }
-    if (get_bufs(&b, args[0], args[1], args[2], args[3]) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (b.dbl)
-        loss_d(D(b.x), D(b.z), b.qs, QD(b), (double *)b.out.buf, b.n);
-    else
-        loss_f(F(b.x), F(b.z), b.qs, QF(b), (float *)b.out.buf, b.n);
+    total = run_job(&b.job, b.threads, parts);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(parts);
     release(&b);
+    if (flags & A_SUM) return PyFloat_FromDouble(total);
     Py_RETURN_NONE;
 }
 
-/* loss_sum(x, z, q) -> float: the float64 sum of the elementwise losses */
-static PyObject *py_loss_sum(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    Bufs b;
-    double s;
-    (void)self;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "loss_sum(x, z, q)");
-        return NULL;
+#define ENTRY(NAME, FLAGS, SIG)                                                           \
+    static PyObject *py_##NAME(PyObject *self, PyObject *const *args, Py_ssize_t nargs)   \
+    {                                                                                     \
+        (void)self;                                                                       \
+        return call(args, nargs, FLAGS, SIG);                                             \
     }
-    if (get_bufs(&b, args[0], args[1], args[2], NULL) < 0) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    if (b.dbl)
-        s = sum_d(D(b.x), D(b.z), b.qs, QD(b), 1.0, NULL, b.n);
-    else
-        s = sum_f(F(b.x), F(b.z), b.qs, QF(b), 1.0, NULL, b.n);
-    Py_END_ALLOW_THREADS
-    release(&b);
-    return PyFloat_FromDouble(s);
-}
 
-/* grad(x, z, q, scale, out): the gradient in x times scale, into out */
-static PyObject *py_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    Bufs b;
-    double scale;
-    (void)self;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "grad(x, z, q, scale, out)");
-        return NULL;
-    }
-    if (get_scale(args[3], &scale) < 0) return NULL;
-    if (get_bufs(&b, args[0], args[1], args[2], args[4]) < 0) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    if (b.dbl)
-        grad_d(D(b.x), D(b.z), b.qs, QD(b), scale, (double *)b.out.buf, b.n);
-    else
-        grad_f(F(b.x), F(b.z), b.qs, QF(b), scale, (float *)b.out.buf, b.n);
-    Py_END_ALLOW_THREADS
-    release(&b);
-    Py_RETURN_NONE;
-}
+ENTRY(loss, A_OUT, "loss(x, z, q, out[, threads])")
+ENTRY(loss_sum, A_SUM, "loss_sum(x, z, q[, threads])")
+ENTRY(grad, A_SCALE | A_GOUT, "grad(x, z, q, scale, out[, threads])")
+ENTRY(loss_grad, A_SCALE | A_OUT | A_GOUT, "loss_grad(x, z, q, scale, out, gout[, threads])")
+ENTRY(loss_sum_grad, A_SUM | A_SCALE | A_GOUT,
+      "loss_sum_grad(x, z, q, scale, gout[, threads])")
 
-/* loss_sum_grad(x, z, q, scale, gout) -> float: loss_sum, and grad into gout */
-static PyObject *py_loss_sum_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    Bufs b;
-    double scale, s;
-    (void)self;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "loss_sum_grad(x, z, q, scale, gout)");
-        return NULL;
-    }
-    if (get_scale(args[3], &scale) < 0) return NULL;
-    if (get_bufs(&b, args[0], args[1], args[2], args[4]) < 0) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    if (b.dbl)
-        s = sum_d(D(b.x), D(b.z), b.qs, QD(b), scale, (double *)b.out.buf, b.n);
-    else
-        s = sum_f(F(b.x), F(b.z), b.qs, QF(b), scale, (float *)b.out.buf, b.n);
-    Py_END_ALLOW_THREADS
-    release(&b);
-    return PyFloat_FromDouble(s);
-}
+#define DOC_ARGS                                                                         \
+    " x: float32 or float64; z: the same dtype, or bool; q: a number, or one per "      \
+    "element or per class (the last axis) in x's dtype; threads: at most this many "    \
+    "(default 1). C-contiguous buffers."
 
 static PyMethodDef methods[] = {
     {"loss", (PyCFunction)(void (*)(void))py_loss, METH_FASTCALL,
-     "loss(x, z, q, out): the elementwise loss of float32 or float64 x, z (q: a number "
-     "or one per element) into out"},
+     "loss(x, z, q, out[, threads]): the elementwise loss into out." DOC_ARGS},
     {"loss_sum", (PyCFunction)(void (*)(void))py_loss_sum, METH_FASTCALL,
-     "loss_sum(x, z, q) -> float: the float64 sum of the float32 losses"},
+     "loss_sum(x, z, q[, threads]) -> float: the float64 sum of the losses." DOC_ARGS},
     {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,
-     "grad(x, z, q, scale, out): the gradient in x, times scale, into out"},
+     "grad(x, z, q, scale, out[, threads]): the gradient in x, times scale, into out."
+     DOC_ARGS},
+    {"loss_grad", (PyCFunction)(void (*)(void))py_loss_grad, METH_FASTCALL,
+     "loss_grad(x, z, q, scale, out, gout[, threads]): loss and grad in one pass."
+     DOC_ARGS},
     {"loss_sum_grad", (PyCFunction)(void (*)(void))py_loss_sum_grad, METH_FASTCALL,
-     "loss_sum_grad(x, z, q, scale, gout) -> float: loss_sum, and grad into gout"},
+     "loss_sum_grad(x, z, q, scale, gout[, threads]) -> float: loss_sum, and grad into "
+     "gout, in one pass." DOC_ARGS},
     {NULL, NULL, 0, NULL},
 };
 
@@ -475,4 +707,14 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__fused(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fused(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m && (PyModule_AddIntConstant(m, "TASK", TASK) < 0 ||
+              PyModule_AddIntConstant(m, "CHUNK", TASK * GROUP) < 0 ||
+              PyModule_AddIntConstant(m, "POOL", WCE_POOL) < 0)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

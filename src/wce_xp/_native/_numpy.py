@@ -57,7 +57,7 @@ _C_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
 
 
 def _c_args(xc: Array, zc: Array, qc: Any) -> tuple[Array, Array, Any] | None:
-    """``(x, z, q)`` for the C kernels, or None where they cannot take this chunk.
+    """``(x, z, q)`` of one chunk for the C kernels, or None where they cannot take it.
 
     They take float32 or float64 logits with labels of the same dtype or bool, and a
     number or a ``pos_weight`` of the logits' dtype (the ufunc kernels take the rest:
@@ -74,8 +74,8 @@ def _c_args(xc: Array, zc: Array, qc: Any) -> tuple[Array, Array, Any] | None:
             return None
         if qc.shape != xc.shape or not qc.flags.c_contiguous:
             qc = np.ascontiguousarray(np.broadcast_to(qc, xc.shape))
-    if zc.shape != xc.shape or not zc.flags.c_contiguous or zc.dtype == _BOOL:
-        zc = np.ascontiguousarray(np.broadcast_to(zc, xc.shape), dtype=dt)
+    if zc.shape != xc.shape or not zc.flags.c_contiguous:
+        zc = np.ascontiguousarray(np.broadcast_to(zc, xc.shape))
     if not xc.flags.c_contiguous:
         xc = np.ascontiguousarray(xc)
     return xc, zc, qc
@@ -100,15 +100,51 @@ def _c_grad(xc: Array, zc: Array, qc: Any, scale: float, out: Array) -> bool:
     return True
 
 
-def sum_and_grad(z: Array, x: Array, q: Any, scale: float) -> tuple[Any, Array] | None:
+def _c_whole(x: Array, z: Array, q: Any) -> tuple[Array, Array, Any] | None:
+    """``(x, z, q)`` for one C call over the whole arrays (its threads take the
+    tasks), without a copy, or None where the operands need one (the chunked route
+    then copies chunk by chunk). It takes C-contiguous float32 or float64 logits,
+    labels of their shape and dtype or bool, and a number or a C-contiguous
+    ``pos_weight`` of their dtype, of their shape or one per class of the last axis
+    (the kernels read it with that period)."""
+    dt = x.dtype
+    if (_fused is None or dt not in _C_DTYPES or not x.flags.c_contiguous
+            or z.shape != x.shape or not z.flags.c_contiguous
+            or (z.dtype != dt and z.dtype != _BOOL)):
+        return None
+    if type(q) is not float:
+        if q.dtype != dt or not q.flags.c_contiguous:
+            return None
+        if q.shape != x.shape and (
+                q.ndim > x.ndim or q.shape[-1] != x.shape[-1]
+                or any(d != 1 for d in q.shape[:-1])):
+            return None
+    return x, z, q
+
+
+def sum_and_grad(z: Array, x: Array, q: Any, scale: float,
+                 threads: int | None = None) -> tuple[Any, Array] | None:
     """The float64 sum of the loss and the gradient times ``scale``, in one C pass
     (for a reduction whose backward pass is known to follow), or None where the C
-    kernels cannot take these operands."""
-    c = _c_args(x, z, q)
+    kernels cannot take these operands as they are."""
+    c = _c_whole(x, z, q)
     if c is None:
         return None
     g = np.empty(x.shape, x.dtype)
-    return np.float64(_fused.loss_sum_grad(*c, scale, g)), g
+    return np.float64(_fused.loss_sum_grad(*c, scale, g, _nthreads(threads, x.size))), g
+
+
+def loss_and_grad(z: Array, x: Array, q: Any,
+                  threads: int | None = None) -> tuple[Array, Array] | None:
+    """The elementwise loss and its gradient, in one C pass (for an elementwise call
+    whose backward pass is known to follow), or None where the C kernels cannot take
+    these operands as they are."""
+    c = _c_whole(x, z, q)
+    if c is None:
+        return None
+    out, g = np.empty(x.shape, x.dtype), np.empty(x.shape, x.dtype)
+    _fused.loss_grad(*c, 1.0, out, g, _nthreads(threads, x.size))
+    return out, g
 
 
 def _number(q: Any) -> Any:
@@ -125,7 +161,11 @@ def _c_chunks(dtype: Any, q: Any) -> bool:
 
 
 # Elements per chunk: the buffers of one thread stay well inside a 1-2 MiB L2 cache.
+# (The C kernels add a chunk's sum from eight tasks of TASK elements in the same
+# order, so a contiguous array summed by one C call and chunk by chunk agree bitwise.)
 CHUNK = 1 << 16
+# Elements per task of one C call's threads: smaller calls run on the calling thread.
+TASK = 1 << 13
 
 # 0·inf (an infinite logit with a zero coefficient) and exp overflow are intended and
 # resolved in the kernels; NumPy would warn about them.
@@ -525,6 +565,14 @@ class _Layout:
 PARALLEL_MIN = 4 * CHUNK
 
 
+def _nthreads(threads: int | None, size: int) -> int:
+    """Threads for one C call over ``size`` elements (below two tasks: the caller's
+    alone, without asking)."""
+    if size <= TASK:
+        return 1
+    return get_num_threads() if threads is None else threads
+
+
 def _threads_for(threads: int | None, size: int, one_call: bool = False) -> int:
     """Threads for ``size`` elements; ``one_call``: each chunk is one C call."""
     if size <= CHUNK or (size < PARALLEL_MIN and not one_call):
@@ -573,6 +621,12 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False,
                   threads: int | None = None) -> Array:
     """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype).
     ``nonneg``: ``q·z`` and ``1 - z`` are known to be ≥ 0 (a shorter formula)."""
+    z, x, q = np.asarray(z), np.asarray(x), _number(q)
+    c = _c_whole(x, z, q)
+    if c is not None:  # one C call, on its threads (the exact rule for any sign)
+        out = np.empty(x.shape, x.dtype)
+        _fused.loss(*c, out, _nthreads(threads, x.size))
+        return out
     return _map(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1, threads)[0]
 
 
@@ -580,8 +634,15 @@ def grad(z: Array, x: Array, q: Array | float, *, scale: Array | float | None = 
          threads: int | None = None) -> Array:
     """The gradient in ``x``, times ``scale`` (a number, or an array broadcasting to
     ``x``) if given."""
-    if isinstance(scale, float):  # a number: in the kernel's pass
-        return _map(_scaled_grad(scale), z, x, q, 1, threads)[0]
+    z, x, q = np.asarray(z), np.asarray(x), _number(q)
+    if scale is None or isinstance(scale, float):  # a number: in the kernel's pass
+        s = 1.0 if scale is None else scale
+        c = _c_whole(x, z, q)
+        if c is not None:
+            out = np.empty(x.shape, x.dtype)
+            _fused.grad(*c, s, out, _nthreads(threads, x.size))
+            return out
+        return _map(_scaled_grad(s), z, x, q, 1, threads)[0]
     return _map(_chunk_grad, z, x, q, 1, threads, extra=scale)[0]
 
 
@@ -603,15 +664,23 @@ def grad_hess(z: Array, x: Array, q: Array | float, *,
     return g, h
 
 
-def _one_chunk(z: Array, x: Array, q: float, nonneg: bool, reduction: str) -> Any:
-    c = _c_args(x, z, q)
+def _plain(z: Array, x: Array, q: Any, nonneg: bool, reduction: str,
+           threads: int | None = None) -> Any:
+    """The plain loss (no options): the elementwise loss, or its float64 sum or mean
+    over every element, by one C call at any size (on its threads), else by the ufunc
+    kernels on one chunk; None where neither takes the operands as they are."""
+    c = _c_whole(x, z, q)
     if c is not None:  # one C call: the loss, or its float64 sum
+        n = _nthreads(threads, x.size)
         if reduction == "none":
             out = np.empty(x.shape, x.dtype)
-            _fused.loss(*c, out)
+            _fused.loss(*c, out, n)
             return out
-        total = np.float64(_fused.loss_sum(*c))  # a NumPy scalar, as np.add.reduce
+        total = np.float64(_fused.loss_sum(*c, n))  # a NumPy scalar, as np.add.reduce
         return total if reduction == "sum" else total / x.size
+    if (type(q) is not float or x.size > CHUNK or z.shape != x.shape
+            or (z.dtype != x.dtype and z.dtype != _BOOL)):
+        return None
     buf = _Buffers(x.shape, x.dtype)  # ufuncs take any shape: no reshaping
     out = np.empty(x.shape, x.dtype) if reduction == "none" else buf.o
     if nonneg:
@@ -630,13 +699,13 @@ def _one_chunk(z: Array, x: Array, q: float, nonneg: bool, reduction: str) -> An
 
 
 # errstate as a decorator costs half of a ``with np.errstate(...)`` block (0.5 µs)
-one_chunk_quiet = np.errstate(**_QUIET)(_one_chunk)  # type: ignore[arg-type]
+plain_quiet = np.errstate(**_QUIET)(_plain)  # type: ignore[arg-type]
 
 
 def one_chunk(z: Array, x: Array, q: float, *, nonneg: bool, reduction: str) -> Any:
     """The plain loss of a call that fits one chunk (no options), as short as it gets:
     the elementwise loss, or its float64 sum or mean. ``z`` may be bool."""
-    return one_chunk_quiet(z, x, q, nonneg, reduction)
+    return plain_quiet(z, x, q, nonneg, reduction, 1)
 
 
 # --- the whole loss family: options, focal factor, reductions ----------------------
@@ -669,13 +738,12 @@ def loss(
     dtype = x.dtype
     red = reduction != "none"
     q = _number(q)
-    if (weight is None and mask is None and not smoothing and focal is None
-            and isinstance(q, float) and 0 < x.size <= CHUNK and z.shape == x.shape
-            and (z.dtype == dtype or z.dtype == np.bool_)
+    if (weight is None and mask is None and not smoothing and focal is None and x.size
             and (not red or axes == tuple(range(x.ndim)))):
-        value = one_chunk(z, x, q, nonneg=nonneg, reduction=reduction)  # the short way
-        denom = float(x.size) if reduction == "mean" else None
-        return (value, denom) if with_denominator else value
+        value = plain_quiet(z, x, q, nonneg, reduction, threads)  # the short way
+        if value is not None:  # (without weights, weighted_mean is the mean)
+            denom = float(x.size) if reduction in ("mean", "weighted_mean") else None
+            return (value, denom) if with_denominator else value
     # the focal factor is the generic code on chunk-sized temporaries: half-size chunks
     # keep its memory per thread where it was (tests/test_engine.py bounds it)
     plain = focal is None and mask is None and weight is None

@@ -49,7 +49,7 @@ def _kernel_backend(x: Any) -> str | None:
 def _threads(x: Any) -> int:
     """PyTorch's thread setting caps the engine's (it is PyTorch's users' knob); one
     thread for a tensor the engine would not split among threads (no need to ask)."""
-    if x.numel() <= _numpy.CHUNK:
+    if x.numel() <= _numpy.TASK:
         return 1
     import torch
 
@@ -127,6 +127,19 @@ def cupy_stream(x: Any) -> Any:
         return cupy.cuda.ExternalStream(ts.cuda_stream)
 
 
+def _times(g: Any, go: Any) -> Any:
+    """The gradient ``g`` that the forward pass computed (which nothing else holds)
+    times the incoming gradient ``go``, in place: nothing to do for ``.sum()``'s ones,
+    one multiply by a number for any gradient of one value broadcast (``.mean()``),
+    else one elementwise multiply."""
+    if go.dtype != g.dtype or go.device != g.device or not g.numel():
+        return go * g
+    if go.dim() and any(go.stride()):  # a gradient of its own per element
+        return g.mul_(go) if go.shape == g.shape else g * go
+    s = float(go) if not go.dim() else float(go.as_strided((), ()))
+    return g if s == 1.0 else g.mul_(s)
+
+
 def _make_function() -> Any:
     import torch
 
@@ -136,12 +149,22 @@ def _make_function() -> Any:
             ctx.save_for_backward(z, x)
             ctx.q = q
             ctx.kind = kind
+            ctx.g = None
+            if kind == "numpy":  # the loss and its gradient in one C pass, if it takes them
+                both = _numpy.loss_and_grad(_np(z), _np(x), _np(q), _threads(x))
+                if both is not None:
+                    ctx.g = torch.from_numpy(both[1])
+                    return torch.from_numpy(both[0])
             return _run(kind, "weighted_loss", z, x, q, nonneg)
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
             z, x = ctx.saved_tensors
             q = ctx.q
+            g = ctx.g
+            if g is not None and not torch.is_grad_enabled():
+                ctx.g = None  # used once: a second backward (retain_graph) recomputes it
+                return None, _times(g, go), None, None, None
             if not torch.is_grad_enabled():  # first-order only: the fused kernel
                 if ctx.kind == "numpy" and go.dtype == x.dtype and go.device == x.device:
                     g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
@@ -186,10 +209,10 @@ def _make_reduced_function() -> Any:
             ctx.g = None
             both = None
             n = float(xn.size)
-            if (wn is None and mn is None and reduction != "weighted_mean"
-                    and 0 < n <= _numpy.CHUNK):  # one C pass: the sum, and the gradient
-                both = _numpy.sum_and_grad(  # backward will want (scale: go/denom there)
-                    zn, xn, qn, 1.0 if reduction == "sum" else 1.0 / n)
+            if wn is None and mn is None and reduction != "weighted_mean" and n:
+                # one C pass: the sum, and the gradient that backward will want
+                both = _numpy.sum_and_grad(zn, xn, qn, 1.0 if reduction == "sum" else 1.0 / n,
+                                           _threads(x))
             if both is not None:
                 total, ctx.g = both
                 value, denom = (total, None) if reduction == "sum" else (total / n, n)
