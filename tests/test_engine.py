@@ -681,7 +681,7 @@ def _every_entry(f, x, z, q, threads):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("rows", [1, 1170, 9363 * 3 + 1])  # 1, 1-2, 29 tasks of 8192
+@pytest.mark.parametrize("rows", [1, 300, 1170, 9363 * 3 + 1])  # tasks of 2048: 1, 2, 4, 129
 def test_c_threads_give_the_same_bits_for_every_thread_count(dtype, rows):
     """A C call cuts its elements into tasks that its threads take in turn; every
     element's value and every sum (the tasks' sums added in task order) are the same
@@ -704,7 +704,7 @@ def test_c_threads_give_the_same_bits_for_every_thread_count(dtype, rows):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_c_whole_array_sum_equals_the_chunked_routes_sum_bitwise(dtype):
-    """One C call sums a chunk's eight tasks, then the chunks, each in order: the
+    """One C call sums a chunk's tasks, then the chunks, each in order: the
     association of the engine's chunked route (chunk sums added in chunk order), so a
     contiguous array and a strided one that the engine chunks give the same bits."""
     f = _fused_or_skip()
@@ -779,7 +779,33 @@ def test_c_calls_from_many_threads_at_once_and_after_fork():
     if "fork" not in mp.get_all_start_methods():
         return
     with mp.get_context("fork").Pool(1) as pool:
-        assert pool.apply(f.loss_sum, (x, z, q, 2)) == want
+        assert pool.apply_async(f.loss_sum, (x, z, q, 2)).get(timeout=120) == want
+
+
+def test_c_threads_on_pytorchs_openmp_runtime_and_after_fork():
+    """With PyTorch loaded, the C kernels run their threads on its OpenMP runtime (the
+    same bits as on their own threads); a child forked after that runs on its own
+    threads (libgomp's team does not survive fork(): the child would hang)."""
+    f = _fused_or_skip()
+    pytest.importorskip("torch")
+    from wce_xp._native import _torch
+
+    x, z, q = _c_operands("float64", 20000)
+    previous = f.use_openmp(0)
+    try:
+        own = _every_entry(f, x, z, q, 2)
+        if not _torch.share_openmp():
+            pytest.skip("PyTorch's parallel backend here is not a loaded OpenMP runtime")
+        for a, b in zip(own, _every_entry(f, x, z, q, 2), strict=True):
+            np.testing.assert_array_equal(a, b)
+        import multiprocessing as mp
+
+        if "fork" in mp.get_all_start_methods():
+            with mp.get_context("fork").Pool(1) as pool:
+                got = pool.apply_async(f.loss_sum, (x, z, q, 2)).get(timeout=120)
+            assert got == own[4]
+    finally:
+        f.use_openmp(previous)
 
 
 def test_weighted_mean_without_weights_is_the_mean_with_its_gradient():

@@ -157,9 +157,9 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     if grad:  # the autograd Functions of the native path, without the front door
         native_torch = _native_torch or _load_native_torch()
         if reduction == "none":
-            return native_torch.apply_loss(z, x, q, checked)
+            return native_torch.apply_loss(z, x, q, checked, zn, xn)
         return native_torch.apply_reduced(z, x, q, reduction, checked)
-    threads = 1 if x.numel() <= _numpy.TASK else _native_threads(x)
+    threads = 1 if x.numel() <= 3 * _numpy.TASK else _native_threads(x)
     qe = q if isinstance(q, float) else q.numpy()
     return torch.from_numpy(_engine(zn, xn, qe, checked, reduction, threads))
 

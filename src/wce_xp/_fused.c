@@ -321,8 +321,8 @@ static double span(const struct Job *j, Py_ssize_t lo, Py_ssize_t hi)
  * keeps no core busy. One job at a time: a call made while another runs (another
  * Python thread) runs on its caller alone. Elsewhere than POSIX, jobs run on the
  * caller. */
-#define TASK 8192  /* a multiple of BLOCK */
-#define GROUP 8    /* tasks per chunk of the NumPy engine: 64K elements */
+#define TASK 2048  /* a multiple of BLOCK: about 4 us of work */
+#define GROUP 32   /* tasks per chunk of the NumPy engine: 64K elements */
 
 static void run_serial(const struct Job *j, Py_ssize_t ntasks, double *parts)
 {
@@ -370,15 +370,40 @@ static struct {
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
           .cv = PTHREAD_COND_INITIALIZER};
 
-static void take_tasks(void)
+/* take the next task from *next until none is left */
+static void take(const struct Job *j, Py_ssize_t ntasks, double *parts,
+                 _Atomic Py_ssize_t *next)
 {
     for (;;) {
-        Py_ssize_t t = atomic_fetch_add(&pool.next, 1);
-        if (t >= pool.ntasks) return;
-        Py_ssize_t lo = t * TASK, hi = lo + TASK < pool.job.n ? lo + TASK : pool.job.n;
-        double s = span(&pool.job, lo, hi);
-        if (pool.parts) pool.parts[t] = s;
+        Py_ssize_t t = atomic_fetch_add(next, 1);
+        if (t >= ntasks) return;
+        Py_ssize_t lo = t * TASK, hi = lo + TASK < j->n ? lo + TASK : j->n;
+        double s = span(j, lo, hi);
+        if (parts) parts[t] = s;
     }
+}
+
+static void take_tasks(void) { take(&pool.job, pool.ntasks, pool.parts, &pool.next); }
+
+/* OpenMP's team instead of the pool: GOMP_parallel of the OpenMP runtime that PyTorch
+ * loaded (use_openmp gives its address). PyTorch's OpenMP threads spin for a while after
+ * each of its parallel operations; a second pool of threads would then share the cores
+ * with them (measured: a 1e6-element call took twice its time right after a PyTorch
+ * reduction). In PyTorch's team they take the tasks themselves. */
+typedef void (*gomp_parallel_t)(void (*)(void *), void *, unsigned, unsigned);
+static _Atomic(gomp_parallel_t) omp_parallel = NULL;
+
+struct OmpJob {
+    const struct Job *j;
+    Py_ssize_t ntasks;
+    double *parts;
+    _Atomic Py_ssize_t next;
+};
+
+static void omp_body(void *arg)
+{
+    struct OmpJob *o = (struct OmpJob *)arg;
+    take(o->j, o->ntasks, o->parts, &o->next);
 }
 
 static uint64_t now_ns(void)
@@ -426,7 +451,9 @@ static void *helper(void *arg)
 
 static void after_fork_child(void)
 {
-    /* the helpers did not survive fork(): start afresh */
+    /* the helpers did not survive fork(): start afresh, on this module's own threads
+     * (an OpenMP runtime used before fork() hangs in the child: libgomp keeps its team) */
+    atomic_store(&omp_parallel, NULL);
     pthread_mutex_init(&pool.busy, NULL);
     pthread_mutex_init(&pool.mu, NULL);
     pthread_cond_init(&pool.cv, NULL);
@@ -437,12 +464,10 @@ static void after_fork_child(void)
 /* run the job on up to `threads` threads; 0, or -1 where it ran on the caller alone */
 static int run_pooled(const struct Job *j, Py_ssize_t ntasks, double *parts, int threads)
 {
-    static int fork_handler = 0;
     int want = threads - 1;
     if (want > MAX_HELPERS) want = MAX_HELPERS;
     if (want > ntasks - 1) want = (int)(ntasks - 1);
     if (want < 1 || pthread_mutex_trylock(&pool.busy) != 0) return -1;
-    if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, after_fork_child) == 0;
     while (pool.started < want) {
         pthread_t th;
         pthread_attr_t attr;
@@ -485,9 +510,16 @@ static int run_pooled(const struct Job *j, Py_ssize_t ntasks, double *parts, int
 static double run_job(const struct Job *j, int threads, double *parts)
 {
     Py_ssize_t ntasks = (j->n + TASK - 1) / TASK;
+    if (threads > ntasks / 2) /* two tasks a thread at least: a start costs about one */
+        threads = (int)(ntasks / 2);
 #if WCE_POOL
-    if (threads < 2 || ntasks < 2 || run_pooled(j, ntasks, parts, threads) < 0)
+    gomp_parallel_t omp = atomic_load(&omp_parallel);
+    if (threads >= 2 && ntasks >= 2 && omp) {
+        struct OmpJob o = {j, ntasks, parts, 0};
+        omp(omp_body, &o, (unsigned)(threads < ntasks ? threads : ntasks), 0);
+    } else if (threads < 2 || ntasks < 2 || run_pooled(j, ntasks, parts, threads) < 0) {
         run_serial(j, ntasks, parts);
+    }
 #else
     (void)threads;
     run_serial(j, ntasks, parts);
@@ -679,6 +711,22 @@ ENTRY(loss_grad, A_SCALE | A_OUT | A_GOUT, "loss_grad(x, z, q, scale, out, gout[
 ENTRY(loss_sum_grad, A_SUM | A_SCALE | A_GOUT,
       "loss_sum_grad(x, z, q, scale, gout[, threads])")
 
+/* use_openmp(address) -> int: the address of an OpenMP runtime's GOMP_parallel to run
+ * the threads of later calls on (0: this module's own threads); the previous one */
+static PyObject *py_use_openmp(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    uintptr_t addr = (uintptr_t)PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+#if WCE_POOL
+    gomp_parallel_t old = atomic_exchange(&omp_parallel, (gomp_parallel_t)addr);
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)old);
+#else
+    (void)addr;
+    return PyLong_FromLong(0);
+#endif
+}
+
 #define DOC_ARGS                                                                         \
     " x: float32 or float64; z: the same dtype, or bool; q: a number, or one per "      \
     "element or per class (the last axis) in x's dtype; threads: at most this many "    \
@@ -698,6 +746,10 @@ static PyMethodDef methods[] = {
     {"loss_sum_grad", (PyCFunction)(void (*)(void))py_loss_sum_grad, METH_FASTCALL,
      "loss_sum_grad(x, z, q, scale, gout[, threads]) -> float: loss_sum, and grad into "
      "gout, in one pass." DOC_ARGS},
+    {"use_openmp", py_use_openmp, METH_O,
+     "use_openmp(address) -> int: run the threads of later calls on the OpenMP runtime "
+     "whose GOMP_parallel is at this address (0: this module's own threads); returns "
+     "the previous address. Elsewhere than POSIX: ignored, returns 0."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -709,6 +761,10 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fused(void)
 {
+#if WCE_POOL
+    static int fork_handler = 0;
+    if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, after_fork_child) == 0;
+#endif
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddIntConstant(m, "TASK", TASK) < 0 ||
               PyModule_AddIntConstant(m, "CHUNK", TASK * GROUP) < 0 ||

@@ -161,11 +161,11 @@ def _c_chunks(dtype: Any, q: Any) -> bool:
 
 
 # Elements per chunk: the buffers of one thread stay well inside a 1-2 MiB L2 cache.
-# (The C kernels add a chunk's sum from eight tasks of TASK elements in the same
+# (The C kernels add a chunk's sum from its tasks of TASK elements in the same
 # order, so a contiguous array summed by one C call and chunk by chunk agree bitwise.)
 CHUNK = 1 << 16
 # Elements per task of one C call's threads: smaller calls run on the calling thread.
-TASK = 1 << 13
+TASK = 1 << 11
 
 # 0·inf (an infinite logit with a zero coefficient) and exp overflow are intended and
 # resolved in the kernels; NumPy would warn about them.
@@ -566,9 +566,9 @@ PARALLEL_MIN = 4 * CHUNK
 
 
 def _nthreads(threads: int | None, size: int) -> int:
-    """Threads for one C call over ``size`` elements (below two tasks: the caller's
+    """Threads for one C call over ``size`` elements (below four tasks: the caller's
     alone, without asking)."""
-    if size <= TASK:
+    if size <= 3 * TASK:
         return 1
     return get_num_threads() if threads is None else threads
 

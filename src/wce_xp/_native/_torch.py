@@ -17,6 +17,7 @@ gradient. Anything else takes the generic path.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -48,12 +49,51 @@ def _kernel_backend(x: Any) -> str | None:
 
 def _threads(x: Any) -> int:
     """PyTorch's thread setting caps the engine's (it is PyTorch's users' knob); one
-    thread for a tensor the engine would not split among threads (no need to ask)."""
-    if x.numel() <= _numpy.TASK:
+    thread for a tensor the engine would not split among threads (no need to ask).
+    The first time, the C kernels are put on PyTorch's OpenMP threads."""
+    if x.numel() <= 3 * _numpy.TASK:
         return 1
     import torch
 
+    if not _openmp_shared:
+        share_openmp()
     return min(int(torch.get_num_threads()), _numpy.get_num_threads())
+
+
+_openmp_shared = False
+
+
+def share_openmp() -> int:
+    """Run the C kernels' threads on the OpenMP runtime that PyTorch loaded (its
+    threads spin after each of its operations: a second set of threads would share the
+    cores with them), where PyTorch's parallel backend is OpenMP and the runtime is a
+    file mapped into this process; else they keep their own. Returns the address of
+    the runtime's ``GOMP_parallel``, or 0."""
+    import ctypes
+
+    import torch
+
+    global _openmp_shared
+    _openmp_shared = True
+    f = _numpy._fused_module
+    if f is None or not getattr(torch._C, "has_openmp", False):
+        return 0
+    try:
+        with open("/proc/self/maps") as maps:  # Linux: the libraries loaded, by path
+            paths = sorted({line.split()[-1] for line in maps if "omp" in line})
+    except OSError:
+        return 0
+    for path in paths:
+        if not os.path.basename(path).startswith(("libgomp", "libiomp5", "libomp")):
+            continue
+        try:  # the library already loaded: the same runtime, the same threads
+            address = ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            continue
+        if address:
+            f.use_openmp(address)
+            return int(address)
+    return 0
 
 
 def _np(t: Any) -> Any:
@@ -145,13 +185,16 @@ def _make_function() -> Any:
 
     class WeightedLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
-        def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str, nonneg: bool) -> Any:
+        def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str, nonneg: bool,
+                    zn: Any = None, xn: Any = None) -> Any:
+            """``zn``, ``xn``: the CPU tensors' NumPy views, where the caller has them."""
             ctx.save_for_backward(z, x)
             ctx.q = q
             ctx.kind = kind
             ctx.g = None
             if kind == "numpy":  # the loss and its gradient in one C pass, if it takes them
-                both = _numpy.loss_and_grad(_np(z), _np(x), _np(q), _threads(x))
+                both = _numpy.loss_and_grad(_np(z) if zn is None else zn,
+                                            _np(x) if xn is None else xn, _np(q), _threads(x))
                 if both is not None:
                     ctx.g = torch.from_numpy(both[1])
                     return torch.from_numpy(both[0])
@@ -164,18 +207,19 @@ def _make_function() -> Any:
             g = ctx.g
             if g is not None and not torch.is_grad_enabled():
                 ctx.g = None  # used once: a second backward (retain_graph) recomputes it
-                return None, _times(g, go), None, None, None
+                return None, _times(g, go), None, None, None, None, None
             if not torch.is_grad_enabled():  # first-order only: the fused kernel
                 if ctx.kind == "numpy" and go.dtype == x.dtype and go.device == x.device:
                     g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
                                     threads=_threads(x))
-                    return None, torch.from_numpy(g), None, None, None
+                    return None, torch.from_numpy(g), None, None, None, None, None
                 if ctx.kind == "numpy":
                     g = _run("numpy", "grad", z, x, q)
                 else:  # CuPy's kernel gives the Hessian too
                     g, _ = _run(ctx.kind, "grad_hess", z, x, q)
-                return None, go * g, None, None, None
-            return None, go * grad_graph(z, x, q), None, None, None  # create_graph=True
+                return None, go * g, None, None, None, None, None
+            return (None, go * grad_graph(z, x, q), None, None, None, None,  # create_graph=True
+                    None)
 
     return WeightedLoss
 
@@ -277,9 +321,11 @@ def _reduced() -> Any:
     return _REDUCED
 
 
-def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool) -> Array:
-    """The elementwise autograd Function on CPU tensors the caller has checked."""
-    return _function().apply(z, x, q, "numpy", nonneg)
+def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool, zn: Any = None,
+               xn: Any = None) -> Array:
+    """The elementwise autograd Function on CPU tensors the caller has checked (and
+    their NumPy views, where it has them)."""
+    return _function().apply(z, x, q, "numpy", nonneg, zn, xn)
 
 
 def apply_reduced(z: Array, x: Array, q: Array | float, reduction: str,
