@@ -881,3 +881,29 @@ def test_torch_elementwise_gradient_from_the_forward_pass(dtype, incoming):
     eps = np.finfo(dtype).eps
     assert np.all(np.abs(got.numpy() - ref.numpy()).reshape(scale.shape)
                   <= 8 * eps * scale + R.TINY[dtype])
+
+
+def test_without_c_threads_the_chunked_route_gives_the_same_bits(monkeypatch):
+    """Where the C module has no threads of its own (not POSIX), arrays of more than
+    one chunk go chunk by chunk on the engine's Python threads instead of one C call:
+    the same values and sums, bitwise (the sums: for chunks of whole 64K elements,
+    those of a flattened array)."""
+    f = _fused_or_skip()
+    x, z, q = _c_operands("float32", 3 * _numpy.CHUNK // 7 + 11)
+    zb = z > 0.5
+    whole = [_numpy.weighted_loss(zb, x, q), _numpy.grad(zb, x, q, scale=0.5),
+             _numpy.loss(zb, x, 2.0, reduction="sum", axes=(0, 1))]
+
+    class NoThreads:
+        POOL = 0
+
+        def __getattr__(self, name):
+            return getattr(f, name)
+
+    monkeypatch.setattr(_numpy, "_fused", NoThreads())
+    assert _numpy._c_whole(x, zb, q) is None
+    chunked = [_numpy.weighted_loss(zb, x, q, threads=2),
+               _numpy.grad(zb, x, q, scale=0.5, threads=2),
+               _numpy.loss(zb, x, 2.0, reduction="sum", axes=(0, 1), threads=2)]
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -23,10 +23,11 @@
  * The gradient: g = (1 - z)*sigma(x) - q*z*sigma(-x) = (b - a*e)/(1 + e) for x >= 0
  * and (b*e - a)/(1 + e) for x < 0 (e = exp(-|x|), a = q*z, b = 1 - z), times a scale.
  *
- * Labels have the logits' dtype (the engine casts bool labels first: a widening
- * conversion in the loop keeps it from vectorizing). NaN logits give NaN; NaN labels
- * propagate by the arithmetic. The GIL is released during the loops, so the engine's
- * threads run chunks in parallel.
+ * Labels have the logits' dtype or are bool: bool labels (and a pos_weight of one
+ * value per class) are staged into a block of the logits' dtype first, since a
+ * widening conversion inside the vector loop keeps it from vectorizing. NaN logits
+ * give NaN; NaN labels propagate by the arithmetic. Each call runs with the GIL
+ * released, on up to `threads` threads (see "threads" below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -12,9 +12,12 @@ on the number of threads, and chunk sums are added in chunk order, so results ar
 identical for every thread count. Measured in BENCHMARKS.md; tested against the
 generic path in tests/test_native.py and tests/test_engine.py.
 
-float32 and float64 chunks go to the C kernels of :mod:`wce_xp._fused` (one pass per
-chunk; float32 within 1 ulp of mpmath, computed in double precision; float64 within
-the library's 4 ulp; the GIL released, so threads scale) where they were built; the
+float32 and float64 go to the C kernels of :mod:`wce_xp._fused` (one pass; float32
+within 1 ulp of mpmath, computed in double precision; float64 within the library's
+4 ulp) where they were built: a plain call on C-contiguous operands (labels of the
+logits' dtype or bool, a number or a pos_weight per element or per class) in one C
+call whose own threads (or PyTorch's OpenMP threads, for tensors) take its tasks;
+anything else chunk by chunk, each chunk's operands copied to C-contiguous ones. The
 ufunc kernels below are what they stand in for, and run everything else (labels or
 weights of another dtype; installs without a C compiler). tests/test_engine.py runs
 both against mpmath.
@@ -109,6 +112,7 @@ def _c_whole(x: Array, z: Array, q: Any) -> tuple[Array, Array, Any] | None:
     (the kernels read it with that period)."""
     dt = x.dtype
     if (_fused is None or dt not in _C_DTYPES or not x.flags.c_contiguous
+            or (x.size > CHUNK and not _fused.POOL)  # no C threads: the chunks' Python ones
             or z.shape != x.shape or not z.flags.c_contiguous
             or (z.dtype != dt and z.dtype != _BOOL)):
         return None
@@ -220,10 +224,13 @@ def cores() -> int:
 def get_num_threads() -> int:
     """The number of threads of the NumPy engine.
 
-    NumPy arrays are computed in chunks of about 64K elements on a pool of this many
-    threads (ufuncs release the GIL); PyTorch CPU tensors use at most
-    ``torch.get_num_threads()`` of them. Results do not depend on it: the chunks and
-    the order in which their sums are added are fixed.
+    NumPy arrays are computed on this many threads: the C kernels cut a call into
+    tasks of 2048 elements that its threads take in turn, and the ufunc kernels (other
+    dtypes, options, installs without a C compiler) run chunks of about 64K elements
+    on a pool of Python threads (ufuncs release the GIL). PyTorch CPU tensors use at
+    most ``torch.get_num_threads()`` of them, and the C kernels then run on PyTorch's
+    own OpenMP threads. Results do not depend on it: the tasks and chunks and the order
+    in which their sums are added are fixed.
 
     Returns
     -------
@@ -234,11 +241,12 @@ def get_num_threads() -> int:
 
     Notes
     -----
-    A call of one chunk (64K elements) runs on the calling thread, and so does one of
-    fewer than four on the ufunc kernels (float64), whose GIL hand-overs cost more
-    than a second thread gains there. On the 2-core machine of BENCHMARKS.md two
-    threads are 1.6-1.75x faster than one at 1e6-1e7 float32 elements (1.7-1.9x in
-    float64); ``benchmarks/training.py`` prints the table for your machine.
+    A C call gives each thread two tasks at least (a call under four tasks, 8K
+    elements, runs on the calling thread); its threads are started on first use and
+    wait about 200 µs for the next call before they sleep. The ufunc kernels run a call
+    under four chunks on the calling thread, since their GIL hand-overs cost more than
+    a second thread gains there. ``benchmarks/training.py`` prints the table of
+    throughput against threads for your machine (BENCHMARKS.md has the 2-core one).
 
     Examples
     --------
