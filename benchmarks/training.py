@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -78,12 +79,12 @@ def plain_numpy(z: np.ndarray, x: np.ndarray, reduction: str) -> Any:
     return loss if reduction == "none" else loss.mean()
 
 
-def _t(fn: Callable[[], Any], big: bool, quick: bool) -> float:
+def _t(fn: Callable[[], Any], big: bool, quick: bool, min_time: float = 0.3) -> float:
     """Median seconds of one call. Calls under 0.5 ms are timed in batches of about
     0.5 ms each (a median over single calls of tens of µs moved by ±50% between runs
     on this shared machine: the timer, the scheduler, JAX's dispatch)."""
     if big:
-        return _timeit(fn, min_time=0.05 if quick else 0.2, max_reps=5)
+        return _timeit(fn, min_time=0.05 if quick else min(min_time, 0.2), max_reps=5)
     fn()
     t0 = time.perf_counter()
     fn()
@@ -94,7 +95,20 @@ def _t(fn: Callable[[], Any], big: bool, quick: bool) -> float:
         for _ in range(k):
             fn()
 
-    return _timeit(batch, min_time=0.05 if quick else 0.3, max_reps=200) / k
+    return _timeit(batch, min_time=0.05 if quick else min_time, max_reps=200) / k
+
+
+def _interleaved(fns: dict[str, Callable[[], Any]], big: bool, quick: bool,
+                 rounds: int = 5) -> dict[str, float]:
+    """Median seconds of one call of each, measured in alternating rounds (each round
+    a fifth of the time): a drift of the machine's speed (JAX's and TensorFlow's own
+    thread pools, other tenants) reaches every implementation alike, where one
+    timing after the other put 0.5x or 2x into single rows."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(1 if quick else rounds):
+        for name, fn in fns.items():
+            times[name].append(_t(fn, big, quick, min_time=0.3 / rounds))
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # --- NumPy ---------------------------------------------------------------------------
@@ -177,12 +191,14 @@ def jax_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
     for r, xn, zn, big in _cases(sizes, "jax"):
         x, z = jnp.asarray(xn), jnp.asarray(zn)
         red = r["reduction"]
+        fns = {}
         for name, f in (("optax", ox), ("wce_xp", wx)):
             if r["mode"] == "forward":
                 g = jax.jit(lambda x, z, f=f, red=red: f(x, z, red))
             else:
                 g = jax.jit(jax.grad(lambda x, z, f=f, red=red: jnp.sum(f(x, z, red))))
-            r[name] = _t(lambda g=g: g(x, z).block_until_ready(), big, quick)
+            fns[name] = lambda g=g: g(x, z).block_until_ready()
+        r.update(_interleaved(fns, big, quick))
         rows.append(r)
         print(r, flush=True)
     return rows
@@ -208,11 +224,12 @@ def tf_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
         big = n >= 10**7
         r: dict[str, Any] = {"backend": "tensorflow", "shape": "(N, 10)", "n": n,
                              "reduction": "mean", "mode": "forward"}
-        r["native eager"] = _t(lambda: tf.reduce_mean(native(z, x, Q)).numpy(), big, quick)
-        r["native XLA"] = _t(lambda: xla(z, x).numpy(), big, quick)
-        r["wce_xp"] = _t(lambda: wce_xp.weighted_cross_entropy_with_logits(
-            z, x, Q, reduction="mean").numpy(), big, quick)
-        r["wce_xp XLA"] = _t(lambda: ours_xla(z, x).numpy(), big, quick)
+        r.update(_interleaved({
+            "native eager": lambda: tf.reduce_mean(native(z, x, Q)).numpy(),
+            "native XLA": lambda: xla(z, x).numpy(),
+            "wce_xp": lambda: wce_xp.weighted_cross_entropy_with_logits(
+                z, x, Q, reduction="mean").numpy(),
+            "wce_xp XLA": lambda: ours_xla(z, x).numpy()}, big, quick))
         rows.append(r)
         print(r, flush=True)
     return rows

@@ -241,7 +241,7 @@ def get_num_threads() -> int:
 
     Notes
     -----
-    A C call gives each thread two tasks at least (a call under four tasks, 8K
+    A C call gives each thread two tasks at least (a call of up to three tasks, 6,144
     elements, runs on the calling thread); its threads are started on first use and
     wait about 200 µs for the next call before they sleep. The ufunc kernels run a call
     under four chunks on the calling thread, since their GIL hand-overs cost more than
@@ -574,8 +574,8 @@ PARALLEL_MIN = 4 * CHUNK
 
 
 def _nthreads(threads: int | None, size: int) -> int:
-    """Threads for one C call over ``size`` elements (below four tasks: the caller's
-    alone, without asking)."""
+    """Threads for one C call over ``size`` elements (up to three tasks: the caller's
+    alone, without asking; the kernels give each thread two tasks at least)."""
     if size <= 3 * TASK:
         return 1
     return get_num_threads() if threads is None else threads
