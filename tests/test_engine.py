@@ -748,6 +748,10 @@ def test_c_bool_labels_and_per_class_pos_weight_are_read_as_they_are(dtype):
     finally:
         tracemalloc.stop()
     assert peak < x.nbytes // 4
+    # a 0-d pos_weight array is the number it holds, bitwise
+    for a, b in zip(_numpy.loss_and_grad(zb, x, np.asarray(2.5, dtype)),
+                    _numpy.loss_and_grad(zb, x, 2.5), strict=True):
+        np.testing.assert_array_equal(a, b)
     # a pos_weight whose length does not divide the logits' count is refused by name
     with pytest.raises(ValueError, match="q: expected as many elements as x"):
         f.loss_sum(x, z, q[:3])

@@ -119,6 +119,8 @@ def _c_whole(x: Array, z: Array, q: Any) -> tuple[Array, Array, Any] | None:
     if type(q) is not float:
         if q.dtype != dt or not q.flags.c_contiguous:
             return None
+        if q.ndim == 0:  # one value: as a number (the same arithmetic, bitwise)
+            return x, z, float(q)
         if q.shape != x.shape and (
                 q.ndim > x.ndim or q.shape[-1] != x.shape[-1]
                 or any(d != 1 for d in q.shape[:-1])):

@@ -80,7 +80,7 @@ def share_openmp() -> int:
         return 0
     try:
         with open("/proc/self/maps") as maps:  # Linux: the libraries loaded, by path
-            paths = sorted({line.split()[-1] for line in maps if "omp" in line})
+            paths = sorted({line.split(None, 5)[-1].strip() for line in maps if "omp" in line})
     except OSError:
         return 0
     for path in paths:
