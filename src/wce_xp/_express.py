@@ -159,7 +159,7 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
         if reduction == "none":
             return native_torch.apply_loss(z, x, q, checked, zn, xn)
         return native_torch.apply_reduced(z, x, q, reduction, checked)
-    threads = 1 if x.numel() <= 3 * _numpy.TASK else _native_threads(x)
+    threads = _native_threads(x)  # (1 for a call the C kernels run on one thread)
     qe = q if isinstance(q, float) else q.numpy()
     return torch.from_numpy(_engine(zn, xn, qe, checked, reduction, threads))
 

@@ -325,13 +325,20 @@ static double span(const struct Job *j, Py_ssize_t lo, Py_ssize_t hi)
 #define TASK 2048  /* a multiple of BLOCK: about 4 us of work */
 #define GROUP 32   /* tasks per chunk of the NumPy engine: 64K elements */
 
+static Py_ssize_t tasks_of(Py_ssize_t n) { return (n + TASK - 1) / TASK; }
+
+/* task t of a job, its sum into parts[t] (where sums are wanted) */
+static void run_task(const struct Job *j, Py_ssize_t t, double *parts)
+{
+    Py_ssize_t lo = t * TASK, hi = lo + TASK < j->n ? lo + TASK : j->n;
+    double s = span(j, lo, hi);
+    if (parts) parts[t] = s;
+}
+
 static void run_serial(const struct Job *j, Py_ssize_t ntasks, double *parts)
 {
-    for (Py_ssize_t t = 0; t < ntasks; t++) {
-        Py_ssize_t lo = t * TASK, hi = lo + TASK < j->n ? lo + TASK : j->n;
-        double s = span(j, lo, hi);
-        if (parts) parts[t] = s;
-    }
+    for (Py_ssize_t t = 0; t < ntasks; t++)
+        run_task(j, t, parts);
 }
 
 #if !defined(_WIN32) && !defined(__STDC_NO_ATOMICS__) && !defined(__STDC_NO_THREADS__)
@@ -375,13 +382,8 @@ static struct {
 static void take(const struct Job *j, Py_ssize_t ntasks, double *parts,
                  _Atomic Py_ssize_t *next)
 {
-    for (;;) {
-        Py_ssize_t t = atomic_fetch_add(next, 1);
-        if (t >= ntasks) return;
-        Py_ssize_t lo = t * TASK, hi = lo + TASK < j->n ? lo + TASK : j->n;
-        double s = span(j, lo, hi);
-        if (parts) parts[t] = s;
-    }
+    for (Py_ssize_t t; (t = atomic_fetch_add(next, 1)) < ntasks;)
+        run_task(j, t, parts);
 }
 
 static void take_tasks(void) { take(&pool.job, pool.ntasks, pool.parts, &pool.next); }
@@ -462,13 +464,12 @@ static void after_fork_child(void)
     atomic_store(&pool.state, 0);
 }
 
-/* run the job on up to `threads` threads; 0, or -1 where it ran on the caller alone */
+/* run the job on `threads` (>= 2) threads, the caller one of them; 0, or -1 where the
+ * pool is busy or no helper could be started (the caller then runs it alone) */
 static int run_pooled(const struct Job *j, Py_ssize_t ntasks, double *parts, int threads)
 {
-    int want = threads - 1;
-    if (want > MAX_HELPERS) want = MAX_HELPERS;
-    if (want > ntasks - 1) want = (int)(ntasks - 1);
-    if (want < 1 || pthread_mutex_trylock(&pool.busy) != 0) return -1;
+    int want = threads - 1 > MAX_HELPERS ? MAX_HELPERS : threads - 1;
+    if (pthread_mutex_trylock(&pool.busy) != 0) return -1;
     while (pool.started < want) {
         pthread_t th;
         pthread_attr_t attr;
@@ -510,15 +511,15 @@ static int run_pooled(const struct Job *j, Py_ssize_t ntasks, double *parts, int
 /* the job on up to `threads` threads; with sums, their total */
 static double run_job(const struct Job *j, int threads, double *parts)
 {
-    Py_ssize_t ntasks = (j->n + TASK - 1) / TASK;
+    Py_ssize_t ntasks = tasks_of(j->n);
     if (threads > ntasks / 2) /* two tasks a thread at least: a start costs about one */
         threads = (int)(ntasks / 2);
 #if WCE_POOL
     gomp_parallel_t omp = atomic_load(&omp_parallel);
-    if (threads >= 2 && ntasks >= 2 && omp) {
+    if (threads >= 2 && omp) {
         struct OmpJob o = {j, ntasks, parts, 0};
-        omp(omp_body, &o, (unsigned)(threads < ntasks ? threads : ntasks), 0);
-    } else if (threads < 2 || ntasks < 2 || run_pooled(j, ntasks, parts, threads) < 0) {
+        omp(omp_body, &o, (unsigned)threads, 0);
+    } else if (threads < 2 || run_pooled(j, ntasks, parts, threads) < 0) {
         run_serial(j, ntasks, parts);
     }
 #else
@@ -682,7 +683,7 @@ static PyObject *call(PyObject *const *args, Py_ssize_t nargs, int flags, const 
     double total = 0.0, *parts = NULL;
     if (get_bufs(&b, args, nargs, flags, sig) < 0) return NULL;
     if (flags & A_SUM) {
-        Py_ssize_t ntasks = (b.job.n + TASK - 1) / TASK;
+        Py_ssize_t ntasks = tasks_of(b.job.n);
         parts = (double *)PyMem_RawMalloc((size_t)(ntasks ? ntasks : 1) * sizeof(double));
         if (!parts) {
             release(&b);

@@ -170,8 +170,10 @@ def _c_chunks(dtype: Any, q: Any) -> bool:
 # (The C kernels add a chunk's sum from its tasks of TASK elements in the same
 # order, so a contiguous array summed by one C call and chunk by chunk agree bitwise.)
 CHUNK = 1 << 16
-# Elements per task of one C call's threads: smaller calls run on the calling thread.
+# Elements per task of one C call's threads; the kernels give each thread two tasks at
+# least, so calls of up to SERIAL_MAX elements run on the calling thread alone.
 TASK = 1 << 11
+SERIAL_MAX = 3 * TASK
 
 # 0·inf (an infinite logit with a zero coefficient) and exp overflow are intended and
 # resolved in the kernels; NumPy would warn about them.
@@ -576,9 +578,9 @@ PARALLEL_MIN = 4 * CHUNK
 
 
 def _nthreads(threads: int | None, size: int) -> int:
-    """Threads for one C call over ``size`` elements (up to three tasks: the caller's
-    alone, without asking; the kernels give each thread two tasks at least)."""
-    if size <= 3 * TASK:
+    """Threads for one C call over ``size`` elements (up to SERIAL_MAX: the caller's
+    alone, without asking)."""
+    if size <= SERIAL_MAX:
         return 1
     return get_num_threads() if threads is None else threads
 

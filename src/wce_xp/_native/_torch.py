@@ -51,7 +51,7 @@ def _threads(x: Any) -> int:
     """PyTorch's thread setting caps the engine's (it is PyTorch's users' knob); one
     thread for a tensor the engine would not split among threads (no need to ask).
     The first time, the C kernels are put on PyTorch's OpenMP threads."""
-    if x.numel() <= 3 * _numpy.TASK:
+    if x.numel() <= _numpy.SERIAL_MAX:
         return 1
     import torch
 
