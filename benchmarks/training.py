@@ -160,12 +160,14 @@ def torch_rows(sizes: list[int], quick: bool, compiled: bool) -> list[dict[str, 
         for threads in sorted({1, default_threads}):
             torch.set_num_threads(threads)
             tag = f"{threads}t"
-            r[f"native[{tag}]"] = _t(lambda: run(native), big, quick)
-            r[f"wce_xp[{tag}]"] = _t(lambda: run(wce_xp.binary_cross_entropy_with_logits),
-                                     big, quick)
+            fns = {f"native[{tag}]": lambda: run(native),
+                   f"wce_xp[{tag}]": lambda: run(wce_xp.binary_cross_entropy_with_logits)}
             if comp is not None and r["shape"] == "(N, 10)" and red == "mean" \
                     and threads == default_threads and n >= 10**3:
-                r[f"native compiled[{tag}]"] = _t(lambda: run(comp), big, quick)
+                fns[f"native compiled[{tag}]"] = lambda: run(comp)
+            # alternating rounds, as for JAX: one implementation after the other moved
+            # single rows by ±15% on this shared machine
+            r.update(_interleaved(fns, big, quick))
         torch.set_num_threads(default_threads)
         rows.append(r)
         print(r, flush=True)

@@ -165,6 +165,32 @@ def test_torch_func_transforms():
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}])
+def test_torch_func_transforms_over_captured_tensors(reduction, options):
+    """Under vmap or grad of something else, a loss of plain tensors captured from
+    outside (a regularizer, a metric) is computed as outside, with its own autograd
+    graph: the native autograd Functions, which have no functorch rule, are not used
+    while a transform is active (PyTorch refuses them there)."""
+    torch = pytest.importorskip("torch")
+    from torch import func
+
+    x, z = _torch_data()
+    x = x.clone().requires_grad_()
+    want = wce(z, x, 2.0, reduction=reduction, **options).sum()
+
+    def f(y):
+        return wce(z, x, 2.0, reduction=reduction, **options).sum() * y
+
+    got = func.vmap(f)(torch.ones(3, dtype=x.dtype))
+    torch.testing.assert_close(got.detach(), want.detach().expand(3))
+    (gx,) = torch.autograd.grad(got.sum(), x)  # the graph to the captured logits
+    (wx,) = torch.autograd.grad(3 * want, x)
+    torch.testing.assert_close(gx, wx)
+    torch.testing.assert_close(func.grad(lambda y: f(y).sum())(torch.ones(2, dtype=x.dtype)),
+                               want.detach().expand(2))
+
+
 def _ulp_close(got, want, dtype, ulps=4, scale=None):
     """Within ``ulps`` ulp of each element (of ``scale``, where given: a gradient's
     terms cancel near its zeros, so its error is measured against the terms' size)."""

@@ -315,11 +315,18 @@ def test_express_lane_with_labels_that_require_grad_under_no_grad():
     assert torch.allclose(got, ref)
 
 
+@pytest.mark.parametrize("route", ["C", "bits"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_express_label_check_at_the_edges_of_the_unit_interval(monkeypatch, dtype):
-    """The lane's label check reads the bits as unsigned integers: every label in
-    [+0, 1] passes, everything else (and -0.0, which the general path then takes)
-    goes to the general path, which raises for what is out of range."""
+def test_express_label_check_at_the_edges_of_the_unit_interval(monkeypatch, dtype, route):
+    """The lane's label check: one C pass (contiguous labels; ``within``), or an
+    unsigned-integer max over the bits (no C kernels, or strided labels). Every label in
+    [0, 1] passes, everything else goes to the general path, which raises for what is
+    out of range. -0.0 (in range) passes the C check; the bits route refuses it and
+    the general path takes it: the same result either way."""
+    if route == "C" and _express._fused is None:
+        pytest.skip("the C kernels are not built")
+    if route == "bits":
+        monkeypatch.setattr(_express, "_fused", None)
     info = np.finfo(dtype)
     x = np.linspace(-3, 3, 6, dtype=dtype)
     inside = [0.0, info.smallest_subnormal, info.tiny, 0.5, np.nextafter(1, 0, dtype=dtype), 1.0]
@@ -328,21 +335,54 @@ def test_express_label_check_at_the_edges_of_the_unit_interval(monkeypatch, dtyp
     for v in inside:
         z = np.full(6, v, dtype)
         assert _express._labels_ok(z), v
+        assert _express._labels_ok(np.full((6, 2), v, dtype)[:, 0]), v  # strided: bits
         assert _express.numpy_call(z, x, 2.0, True, "none") is not None
     for v in outside:
-        z = np.full(6, v, dtype)
-        assert not _express._labels_ok(z), v
+        for at in range(6):  # the one bad label anywhere
+            z = np.full(6, 0.5, dtype)
+            z[at] = v
+            assert not _express._labels_ok(z), (v, at)
         with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
             wce(z, x, 2.0)
-    z = np.array([0.0, -0.0, 1.0, 0.5, 1.0, 0.0], dtype)  # -0.0: in range, general path
-    assert not _express._labels_ok(z)
+    z = np.array([0.0, -0.0, 1.0, 0.5, 1.0, 0.0], dtype)  # -0.0: in range
+    assert _express._labels_ok(z) is (route == "C")
     got = wce(z, x, 2.0)
     with monkeypatch.context() as mp:
         _general(mp)
         np.testing.assert_array_equal(got, wce(np.abs(z), x, 2.0))
     np.testing.assert_array_equal(got, _express.numpy_call(np.abs(z), x, 2.0, True, "none"))
-    strided = np.full((6, 2), 0.25, dtype)[:, 0]  # a view with strides
-    assert _express._labels_ok(strided)
+
+
+@pytest.mark.skipif(_numpy._fused is None, reason="the C kernels are not built")
+@pytest.mark.parametrize("n", [1, 1023, 1024, 1025, 5000])
+def test_within_scans_every_block(n):
+    """``within`` tests blocks of 1024 elements: a bad value in any position of any
+    block (the last one partial) is found; bool arrays; (address, n, code) operands."""
+    f = _numpy._fused
+    for dtype in (np.float32, np.float64):
+        a = np.full(n, 0.25, dtype)
+        assert f.within(a, 0.0, 1.0)
+        for at in {0, n // 2, n - 1}:
+            b = a.copy()
+            b[at] = np.nan
+            assert not f.within(b, 0.0, 1.0)
+            b[at] = 1.5
+            assert not f.within(b, 0.0, 1.0)
+            assert f.within(b, 0.0, 1.5)
+            code = "f" if dtype == np.float32 else "d"
+            assert not f.within((b.ctypes.data, n, code), 0.0, 1.0)
+            assert f.within((b.ctypes.data, at, code), 0.0, 1.0)  # the elements before it
+    ones = np.ones(n, bool)
+    assert f.within(ones, 0.0, 1.0) and f.within(ones, 1.0, 1.0)
+    assert not f.within(ones, 0.0, 0.5)
+    assert f.within(np.zeros(n, bool), 0.0, 0.5)
+    assert f.within(np.zeros(0, np.float32), 0.0, 1.0)
+    with pytest.raises(TypeError, match="float32, float64 or bool"):
+        f.within(np.zeros(3, np.int32), 0.0, 1.0)
+    with pytest.raises(ValueError, match="address, n, code"):
+        f.within((0, 3, "f"), 0.0, 1.0)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        f.within(np.zeros((4, 4))[:, 0], 0.0, 1.0)
 
 
 def test_express_lane_leaves_errors_to_the_general_path():
@@ -885,6 +925,81 @@ def test_torch_elementwise_gradient_from_the_forward_pass(dtype, incoming):
     eps = np.finfo(dtype).eps
     assert np.all(np.abs(got.numpy() - ref.numpy()).reshape(scale.shape)
                   <= 8 * eps * scale + R.TINY[dtype])
+
+
+@pytest.mark.skipif(_numpy._fused is None, reason="the C kernels are not built")
+@pytest.mark.parametrize("n", [1, 1000, 3 * 2048 + 1, _numpy.CHUNK + 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_c_route_on_tensor_memory_equals_the_numpy_views(monkeypatch, n, dtype):
+    """Contiguous CPU tensors and a number pos_weight go to the C kernels as
+    (address, n, code) operands, without NumPy views: the same bits as the views'
+    route (loss, sum and gradient), for labels of the logits' dtype or bool, 2-D and
+    non-contiguous operands (the views' route), one thread and every thread."""
+    torch = pytest.importorskip("torch")
+    from wce_xp._native import _torch as nt
+
+    rng = np.random.default_rng(n)
+    cols = 10 if n % 10 == 0 else 1
+    x = torch.from_numpy(rng.normal(0, 6, (n // cols, cols)).astype(dtype))
+    zf = torch.from_numpy((rng.uniform(size=x.shape) > 0.7).astype(dtype))
+
+    def strided(t):  # the same values, every other element of a buffer twice the size
+        return torch.stack([t, t], -1)[..., 0]
+
+    cases = [(zf, x), (zf > 0.5, x), (strided(zf), x), (zf, strided(x))]
+    pw = torch.tensor(2.5, dtype=x.dtype)
+
+    def run():
+        out = []
+        for z, xx in cases:
+            for red, q in itertools.product(["none", "sum", "mean"], [2.5, pw]):
+                xg = xx.detach().clone().requires_grad_()
+                v = wce_xp.binary_cross_entropy_with_logits(xg, z, pos_weight=q, reduction=red)
+                (g,) = torch.autograd.grad(v.sum(), xg)
+                out.append((v.detach(), g))
+        return out
+
+    real = nt._c_operands
+    seen: list = []
+
+    def recorded(*a):
+        seen.append(real(*a))
+        return seen[-1]
+
+    for threads in (1, None):
+        wce_xp.set_num_threads(threads)
+        try:
+            seen.clear()
+            monkeypatch.setattr(nt, "_c_operands", recorded)
+            fast = run()
+            assert any(c is not None for c in seen) and (n < 2 or any(c is None for c in seen))
+            monkeypatch.setattr(nt, "_c_operands", lambda *a: None)
+            views = run()
+            monkeypatch.setattr(nt, "_c_operands", real)
+        finally:
+            wce_xp.set_num_threads(None)
+        for (v1, g1), (v0, g0) in zip(fast, views, strict=True):
+            torch.testing.assert_close(v1, v0, rtol=0, atol=0)
+            torch.testing.assert_close(g1, g0, rtol=0, atol=0)
+
+
+def test_torch_c_operands_refuse_what_the_kernels_cannot_read():
+    torch = pytest.importorskip("torch")
+    from wce_xp._native import _torch as nt
+
+    if _numpy._fused is None:
+        pytest.skip("the C kernels are not built")
+    x = torch.zeros(4, 3)
+    z = torch.zeros(4, 3)
+    assert nt._c_operands(z, x, 2.0) is not None
+    assert nt._c_operands(z > 0, x, 2.0)[1][2] == "?"
+    for zz, xx, q in [(z, x, torch.tensor(2.0)), (z.double(), x, 2.0), (z, x.half(), 2.0),
+                      (z.T, x.T, 2.0), (z[:, :2], x[:, :2], 2.0), (z[:3], x, 2.0),
+                      (z.int(), x, 2.0), (z > 0, x > 0, 2.0)]:
+        assert nt._c_operands(zz, xx, q) is None
+    assert nt.labels_in_unit(z) and nt.labels_in_unit(z > 0) and nt.labels_in_unit(z.T)
+    assert not nt.labels_in_unit(z - 1) and not nt.labels_in_unit((z - 1).T)
+    assert not nt.labels_in_unit(torch.full((3,), float("nan")))
 
 
 def test_without_c_threads_the_chunked_route_gives_the_same_bits(monkeypatch):

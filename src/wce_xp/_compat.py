@@ -148,7 +148,9 @@ def torch_state(tensors: list[Any]) -> tuple[bool, bool]:
     ``torch.func`` transform (``vmap``/``grad``/``jvp`` wrap tensors; data-dependent
     Python control flow is an error there). Native kernels also need plain tensors
     and no active forward-mode AD level (``torch.autograd.forward_ad``): the NumPy and
-    CuPy kernels see raw memory, so tangents would be lost.
+    CuPy kernels see raw memory, so tangents would be lost; and no active ``torch.func``
+    transform even where these tensors are not its (the native autograd Functions
+    have no functorch rule, which PyTorch requires there).
     """
     import torch
 
@@ -159,5 +161,8 @@ def torch_state(tensors: list[Any]) -> tuple[bool, bool]:
         return True, False
     import torch.autograd.forward_ad as fwad
 
-    native = fwad._current_level < 0 and all(type(t) is torch.Tensor for t in tensors)
+    # (plain tensors under an active transform, captured by the function it maps: the
+    # values are there, but autograd Functions without a functorch rule are refused)
+    native = (fwad._current_level < 0 and all(type(t) is torch.Tensor for t in tensors)
+              and not torch._C._are_functorch_transforms_active())
     return False, native

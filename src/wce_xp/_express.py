@@ -59,29 +59,38 @@ def _q_array(q: np.ndarray, x: np.ndarray, checked: bool) -> np.ndarray | float 
         return _q(float(q), checked)
     if q.ndim != 1 or q.shape[0] != x.shape[-1] or not q.size:
         return None
-    if checked and not bounds_hold(_MIN(q), _MAX(q), 0.0, math.inf):
+    if checked and not (_fused.within(q, 0.0, _FINITE_MAX) if _fused is not None
+                        and q.flags.c_contiguous
+                        else bounds_hold(_MIN(q), _MAX(q), 0.0, math.inf)):
         return None
     return q
 
 
 _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
-
-
-# Labels in [+0, 1] are exactly the floats whose bits, read as an unsigned integer, are
-# at most those of 1.0: negative numbers (-0.0 included) have the sign bit and NaN is
-# above infinity. One integer max instead of a min and a max. A -0.0 label (in range,
-# but refused here) goes to the general path, which takes it.
-_ONE_BITS: dict[Any, tuple[Any, Any]] = {
-    np.dtype(np.float32): (np.dtype(np.uint32), np.uint32(0x3F800000)),
-    np.dtype(np.float64): (np.dtype(np.uint64), np.uint64(0x3FF0000000000000))}
+_FINITE_MAX = float(np.finfo(np.float64).max)
 
 
 def _labels_ok(z: np.ndarray) -> bool:
-    """Whether every label is in [+0, 1] (bool labels are)."""
+    """Whether every label is in [0, 1] (bool labels are): one C pass, where the
+    kernels are built and the labels contiguous (a NumPy reduction here measured ~10 µs
+    of slowdown of the autograd pass that follows it in a training step, far beyond
+    its own cost); else one integer max over the bits."""
     if z.dtype == _BOOL:
         return True
+    if _fused is not None and z.flags.c_contiguous:
+        return bool(_fused.within(z, 0.0, 1.0))
+    # Labels in [+0, 1] are exactly the floats whose bits, read as an unsigned integer,
+    # are at most those of 1.0: negative numbers (-0.0 included) have the sign bit and
+    # NaN is above infinity. A -0.0 label (in range, but refused here) goes to the
+    # general path, which takes it.
     bits, one = _ONE_BITS[z.dtype]
     return bool(_MAX(z.view(bits), axis=None) <= one)
+
+
+_ONE_BITS: dict[Any, tuple[Any, Any]] = {
+    np.dtype(np.float32): (np.dtype(np.uint32), np.uint32(0x3F800000)),
+    np.dtype(np.float64): (np.dtype(np.uint64), np.uint64(0x3FF0000000000000))}
+_fused = _numpy._fused_module
 
 
 def numpy_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
@@ -117,7 +126,8 @@ def _torch() -> tuple[Any, ...]:
         import torch.autograd.forward_ad as fwad
 
         _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, fwad, torch,
-                        torch._C._functorch.is_functorch_wrapped_tensor)
+                        torch._C._functorch.is_functorch_wrapped_tensor,
+                        torch._C._are_functorch_transforms_active)
     return _torch_types
 
 
@@ -125,7 +135,7 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
                reduction: str) -> Any:
     """The loss of one call on CPU tensors (through the native path's autograd Functions
     where the logits require a gradient), or None."""
-    tensor, f32, f64, tbool, fwad, torch, wrapped = _torch_types or _torch()
+    tensor, f32, f64, tbool, fwad, torch, wrapped, transforms = _torch_types or _torch()
     x, z = logits, labels
     if type(z) is not tensor or _dispatch._FORCE_GENERIC:
         return None
@@ -137,35 +147,35 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     grad = enabled and x.requires_grad
     if enabled and z.requires_grad:
         return None  # a gradient in the labels: the general path's generic graph
-    if (fwad._current_level >= 0 or torch.compiler.is_compiling()
+    if (fwad._current_level >= 0 or torch.compiler.is_compiling() or transforms()
             or wrapped(x) or wrapped(z)):
         return None
     checked = _checked(validate)
     if checked is None:
         return None
-    zn = z.detach().numpy() if z.requires_grad else z.numpy()
-    xn = x.detach().numpy() if x.requires_grad else x.numpy()
+    native_torch = _native_torch or _load_native_torch()
     if type(pos_weight) is tensor:  # PyTorch's own pos_weight: a CPU tensor, no gradient
-        if not pos_weight.is_cpu or pos_weight.requires_grad:
+        if (not pos_weight.is_cpu or pos_weight.requires_grad or wrapped(pos_weight)
+                or pos_weight.dtype is not dt):
             return None
-        qn = _q_array(pos_weight.numpy(), xn, checked)
-        q: Any = qn if isinstance(qn, float) or qn is None else pos_weight
+        if not pos_weight.dim():
+            q: Any = _q(float(pos_weight), checked)
+        else:
+            qn = _q_array(pos_weight.numpy(), x.detach().numpy(), checked)
+            q = qn if isinstance(qn, float) or qn is None else pos_weight
     else:
         q = _q(pos_weight, checked)
-    if q is None or (checked and not _labels_ok(zn)):
+    if q is None or (checked and not native_torch.labels_in_unit(z)):
         return None
     if grad:  # the autograd Functions of the native path, without the front door
-        native_torch = _native_torch or _load_native_torch()
         if reduction == "none":
-            return native_torch.apply_loss(z, x, q, checked, zn, xn)
+            return native_torch.apply_loss(z, x, q, checked)
         return native_torch.apply_reduced(z, x, q, reduction, checked)
-    threads = _native_threads(x)  # (1 for a call the C kernels run on one thread)
+    threads = native_torch._threads(x)  # (1 for a call the C kernels run on one thread)
     qe = q if isinstance(q, float) else q.numpy()
+    zn = z.detach().numpy() if z.requires_grad else z.numpy()
+    xn = x.detach().numpy() if x.requires_grad else x.numpy()
     return torch.from_numpy(_engine(zn, xn, qe, checked, reduction, threads))
-
-
-def _native_threads(x: Any) -> int:
-    return int((_native_torch or _load_native_torch())._threads(x))
 
 
 _native_torch: Any = None

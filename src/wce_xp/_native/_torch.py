@@ -101,6 +101,52 @@ def _np(t: Any) -> Any:
     return t if t is None or isinstance(t, float) else t.detach().numpy()
 
 
+_CODES: dict[Any, str] = {}
+
+
+def _code(t: Any) -> str | None:
+    """The C kernels' type code of a tensor's dtype ('f', 'd', '?'), or None."""
+    if not _CODES:
+        import torch
+
+        _CODES.update({torch.float32: "f", torch.float64: "d", torch.bool: "?"})
+    return _CODES.get(t.dtype)
+
+
+def _c_operands(z: Any, x: Any, q: Any) -> tuple[Any, Any, float] | None:
+    """``(x, z, q)`` for one C call straight on the memory of contiguous CPU tensors
+    (``(address, n, code)`` operands: no NumPy views, which cost 1-2 µs each), for a
+    number ``q``; None where the caller must take the NumPy route (other operands, no C
+    kernels, or an array of several chunks without C threads)."""
+    f = _numpy._fused
+    if f is None or type(q) is not float:
+        return None
+    xc, zc = _code(x), _code(z)
+    n = x.numel()
+    if (xc is None or xc == "?" or (zc != xc and zc != "?") or z.numel() != n
+            or not x.is_cpu or not z.is_cpu or not x.is_contiguous() or not z.is_contiguous()
+            or (n > _numpy.CHUNK and not f.POOL)):
+        return None
+    return (x.data_ptr(), n, xc), (z.data_ptr(), n, zc), q
+
+
+_NP_DTYPES: dict[str, Any] = {"f": np.dtype(np.float32), "d": np.dtype(np.float64)}
+
+
+def labels_in_unit(z: Any) -> bool:
+    """Whether every label of a CPU tensor is in [0, 1] (bool ones are), in one C pass
+    where it can (see :func:`wce_xp._express._labels_ok`)."""
+    code = _code(z)
+    if code == "?":
+        return True
+    f = _numpy._fused_module
+    if f is not None and code is not None and z.is_contiguous():
+        return bool(f.within((z.data_ptr(), z.numel(), code), 0.0, 1.0))
+    from .._express import _labels_ok
+
+    return _labels_ok(z.detach().numpy())
+
+
 def _run(kind: str, fn: str, z: Any, x: Any, q: Any, nonneg: bool = False) -> Any:
     import torch
 
@@ -176,7 +222,12 @@ def _times(g: Any, go: Any) -> Any:
         return go * g
     if go.dim() and any(go.stride()):  # a gradient of its own per element
         return g.mul_(go) if go.shape == g.shape else g * go
-    s = float(go) if not go.dim() else float(go.as_strided((), ()))
+    if not go.dim():
+        s = float(go)
+    else:  # one value broadcast: .sum()'s expand of a 0-d tensor is a view of it
+        base = go._base
+        s = float(base) if base is not None and base.numel() == 1 else float(
+            go.as_strided((), ()))
     return g if s == 1.0 else g.mul_(s)
 
 
@@ -193,6 +244,13 @@ def _make_function() -> Any:
             ctx.kind = kind
             ctx.g = None
             if kind == "numpy":  # the loss and its gradient in one C pass, if it takes them
+                c = _c_operands(z, x, q)
+                if c is not None:
+                    dt = _NP_DTYPES[c[0][2]]
+                    out, g = np.empty(x.shape, dt), np.empty(x.shape, dt)
+                    _numpy._fused.loss_grad(*c, 1.0, out, g, _threads(x))
+                    ctx.g = torch.from_numpy(g)
+                    return torch.from_numpy(out)
                 both = _numpy.loss_and_grad(_np(z) if zn is None else zn,
                                             _np(x) if xn is None else xn, _np(q), _threads(x))
                 if both is not None:
@@ -202,12 +260,12 @@ def _make_function() -> Any:
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
-            z, x = ctx.saved_tensors
-            q = ctx.q
             g = ctx.g
             if g is not None and not torch.is_grad_enabled():
                 ctx.g = None  # used once: a second backward (retain_graph) recomputes it
                 return None, _times(g, go), None, None, None, None, None
+            z, x = ctx.saved_tensors
+            q = ctx.q
             if not torch.is_grad_enabled():  # first-order only: the fused kernel
                 if ctx.kind == "numpy" and go.dtype == x.dtype and go.device == x.device:
                     g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
@@ -236,6 +294,19 @@ def _make_reduced_function() -> Any:
         @staticmethod
         def forward(ctx: Any, x: Any, z: Any, q: Any, w: Any, m: Any, reduction: str,
                     nonneg: bool) -> Any:
+            n = x.numel()
+            c = None if w is not None or m is not None or reduction == "weighted_mean" \
+                or not n else _c_operands(z, x, q)
+            if c is not None:  # one C pass on the tensors' memory: the sum and gradient
+                g = np.empty(x.shape, _NP_DTYPES[c[0][2]])
+                total = _numpy._fused.loss_sum_grad(
+                    *c, 1.0 if reduction == "sum" else 1.0 / n, g, _threads(x))
+                ctx.g = g
+                ctx.save_for_backward(z, x)
+                ctx.q, ctx.w, ctx.m, ctx.q_float = False, False, False, q
+                ctx.denom = None if reduction == "sum" else float(n)
+                value = total if reduction == "sum" else total / n
+                return torch.from_numpy(np.asarray(value, g.dtype))
             xn = x.detach().numpy()
             zn = z.detach().numpy() if z.requires_grad else z.numpy()
             saved = [z, x]
@@ -273,12 +344,16 @@ def _make_reduced_function() -> Any:
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
+            grad_mode = torch.is_grad_enabled()
+            if ctx.g is not None and not grad_mode and float(go) == 1.0:
+                gn, ctx.g = ctx.g, None  # computed by the forward pass; used once
+                return torch.from_numpy(gn), None, None, None, None, None, None
             z, x, *rest = ctx.saved_tensors
             it = iter(rest)
             q = next(it) if ctx.q else ctx.q_float
             w = next(it) if ctx.w else None
             m = next(it) if ctx.m else None
-            if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
+            if grad_mode:  # create_graph=True: differentiable torch ops
                 g = grad_graph(z, x, q)
                 if w is not None:
                     g = g * w
@@ -287,9 +362,6 @@ def _make_reduced_function() -> Any:
                 return (g * (go if ctx.denom is None else go / ctx.denom),
                         None, None, None, None, None, None)
             go_value = float(go)
-            if ctx.g is not None and go_value == 1.0:  # computed by the forward pass
-                gn, ctx.g = ctx.g, None
-                return torch.from_numpy(gn), None, None, None, None, None, None
             # one chunked pass, the incoming gradient and the mean's 1/n folded in
             scale = go_value if ctx.denom is None else go_value / ctx.denom
             gn = _numpy.grad(z.numpy(), x.detach().numpy(), q if ctx.q_float is not None
@@ -321,18 +393,45 @@ def _reduced() -> Any:
     return _REDUCED
 
 
+def _raw_apply(function: Any) -> Any:
+    """``function.apply`` without its Python layer, for callers that have ruled out
+    ``torch.func`` transforms and functorch-wrapped tensors (the express lane). That
+    layer only routes calls under a transform to functorch and unwraps dead functorch
+    wrappers; skipping it saves about 2 µs of a 15 µs call. The C method it ends in
+    (``torch._C._FunctionBase.apply``) bound to the Function; ``function.apply`` where
+    PyTorch has no such method."""
+    import torch
+
+    base = getattr(torch._C, "_FunctionBase", None)
+    descriptor = getattr(base, "__dict__", {}).get("apply")
+    if descriptor is None or not hasattr(descriptor, "__get__"):
+        return function.apply
+    return descriptor.__get__(None, function)
+
+
+_APPLY_LOSS: Any = None
+_APPLY_REDUCED: Any = None
+
+
 def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool, zn: Any = None,
                xn: Any = None) -> Array:
-    """The elementwise autograd Function on CPU tensors the caller has checked (and
-    their NumPy views, where it has them)."""
-    return _function().apply(z, x, q, "numpy", nonneg, zn, xn)
+    """The elementwise autograd Function on CPU tensors the caller has checked (no
+    transform, no wrapped tensor; see :func:`_raw_apply`), and their NumPy views, where
+    it has them."""
+    global _APPLY_LOSS
+    if _APPLY_LOSS is None:
+        _APPLY_LOSS = _raw_apply(_function())
+    return _APPLY_LOSS(z, x, q, "numpy", nonneg, zn, xn)
 
 
 def apply_reduced(z: Array, x: Array, q: Array | float, reduction: str,
                   nonneg: bool) -> Array:
     """The fused reduction's autograd Function (no weight or mask) on CPU tensors the
-    caller has checked."""
-    return _reduced().apply(x, z, q, None, None, reduction, nonneg)
+    caller has checked (as for :func:`apply_loss`)."""
+    global _APPLY_REDUCED
+    if _APPLY_REDUCED is None:
+        _APPLY_REDUCED = _raw_apply(_reduced())
+    return _APPLY_REDUCED(x, z, q, None, None, reduction, nonneg)
 
 
 def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
