@@ -77,9 +77,17 @@ def weighted_loss(
     # c·|x| with c = 0 and |x| = inf must be 0 (the limit), not 0·inf = NaN. Zeroing
     # |x| rather than the product keeps autograd finite there too ("double where");
     # a NaN logit still reaches the result through the log1p term, which is never guarded.
-    loss = c * xp.where(c == 0, 0.0, y) + lw * xp.log1p(xp.exp(u))
+    t = lw * xp.log1p(xp.exp(u))
+    loss = c * xp.where(c == 0, 0.0, y) + t
     if zero_form == "select":
-        return loss
+        # The same values (c·0 + t is t) with a selection as the last operation: XLA's
+        # CPU compiler hands a reduction and the arithmetic just before it to a YNNPACK
+        # fusion, and materializes every selection that feeds it as an array of its
+        # own (four here, one pass each); ending on a selection, the whole loss is one
+        # loop fusion and only its result is read by the reduction. Measured at 1e7
+        # float32 elements, JAX's mean: 59 -> 32 ms (optax's 47 ms); elementwise and
+        # grad unchanged or faster.
+        return xp.where(c == 0, t, loss)
     x0 = xp.where(x == 0, x, 0.0)
     return loss + x0 * ((b - a) * 0.5 + (lw * 0.125) * x0)
 
