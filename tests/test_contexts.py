@@ -500,6 +500,27 @@ def test_float32_per_class_reductions_accumulate_in_double(xp, device, backend, 
     np.testing.assert_allclose(pw, (1 - zz).sum(0) / zz.sum(0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("n", [4_000_000, 4_000_003])
+def test_float32_reductions_over_everything_within_1e_6_of_float64(xp, device, backend, n):
+    """Sums and means over every element, float32 (TensorFlow first adds runs of 8 in
+    float32, where 8 divides the size: n = 4e6; n = 4e6 + 3 does not), with and
+    without weights and a mask: within 1e-6 of the float64 computation."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 3, n).astype(np.float32)
+    z = (rng.uniform(size=n) < 0.3).astype(np.float32)
+    w = rng.uniform(0, 2, n).astype(np.float32)
+    m = rng.uniform(size=n) < 0.9
+    args = (make(xp, device, z), make(xp, device, x), 2.0)
+    for red, kw, kw64 in [
+            ("sum", {}, {}), ("mean", {}, {}),
+            ("weighted_mean", {"weight": make(xp, device, w)}, {"weight": w.astype(np.float64)}),
+            ("mean", {"mask": make(xp, device, m)}, {"mask": m})]:
+        got = to_numpy(wce(*args, reduction=red, **kw))
+        ref = wce(z.astype(np.float64), x.astype(np.float64), 2.0, reduction=red, **kw64)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=1e-6, err_msg=f"{red} {list(kw)}")
+
+
 # --- 12. one kernel family ------------------------------------------------------------
 
 

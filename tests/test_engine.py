@@ -1026,3 +1026,32 @@ def test_without_c_threads_the_chunked_route_gives_the_same_bits(monkeypatch):
                _numpy.loss(zb, x, 2.0, reduction="sum", axes=(0, 1), threads=2)]
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_reduce_loss_in_blocks_within_the_stated_bound():
+    """``reduce_loss(block=8)``: runs of 8 added in float32, then float64. Every run
+    here is 1 and seven terms just under 2^-24, each of which a float32 addition to
+    1 drops (in the order that adds them to 1 one by one): the result is within
+    7·2^-24 of exact, the bound its docstring states, in whatever order the backend
+    adds a run. Sizes that 8 does not divide, and sums over some axes, take the plain
+    float64 sum."""
+    from wce_xp._generic import _core
+
+    xp = np
+    u = 2.0 ** -24
+    run = np.array([1.0] + [u * 0.999] * 7, np.float32)
+    loss = np.tile(run, 50_000)
+    exact = 50_000 * (1.0 + 7 * float(np.float32(u * 0.999)))
+    got = _core.reduce_loss(loss, weight=None, mask=None, reduction="sum", axes=(0,), xp=xp,
+                            acc_dtype=np.float64, block=8)
+    assert abs(got - exact) <= 7 * u * exact
+    assert got != _core.reduce_loss(loss, weight=None, mask=None, reduction="sum", axes=(0,),
+                                    xp=xp, acc_dtype=np.float64)  # the blocks did run
+    odd = np.append(loss, np.float32(1.0))
+    assert _core.reduce_loss(odd, weight=None, mask=None, reduction="sum", axes=(0,), xp=xp,
+                             acc_dtype=np.float64, block=8) == np.sum(odd, dtype=np.float64)
+    two = loss.reshape(-1, 8)
+    np.testing.assert_array_equal(
+        _core.reduce_loss(two, weight=None, mask=None, reduction="sum", axes=(0,), xp=xp,
+                          acc_dtype=np.float64, block=8),
+        np.sum(two, axis=0, dtype=np.float64))

@@ -77,7 +77,7 @@ def _family(
         loss = xp.where(mask, loss, 0.0)
     out = _core.reduce_loss(
         loss, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
-        acc_dtype=inp.acc_dtype,
+        acc_dtype=inp.acc_dtype, block=_dispatch.sum_block(xp),
     )
     return finish(inp, out)
 

@@ -45,7 +45,7 @@ def _compiled(kind: str, reduction: str, axes: tuple[int, ...], acc: Any, weight
         if mask is not None:
             out = tf.where(mask, out, tf.zeros_like(out))
         return _core.reduce_loss(out, weight=weight, mask=mask, reduction=reduction,
-                                 axes=axes, xp=_tf, acc_dtype=acc)
+                                 axes=axes, xp=_tf, acc_dtype=acc, block=8)
 
     return tf.function(loss, jit_compile=True)
 
