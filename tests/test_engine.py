@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import math
 import threading
 import tracemalloc
 
@@ -1055,3 +1056,31 @@ def test_reduce_loss_in_blocks_within_the_stated_bound():
         _core.reduce_loss(two, weight=None, mask=None, reduction="sum", axes=(0,), xp=xp,
                           acc_dtype=np.float64, block=8),
         np.sum(two, axis=0, dtype=np.float64))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bool"])
+def test_numpy_value_checks_in_one_c_pass_agree_with_min_and_max(monkeypatch, dtype):
+    """The general path's value checks on NumPy arrays: one C pass (``within``) for
+    contiguous float and bool arrays, else a min and a max; the same verdict for every
+    value at the edges of [0, 1] and of [0, inf) (finite only), NaN and infinities
+    included, contiguous or strided."""
+    from wce_xp import _validation
+    from wce_xp._native import _numpy as engine
+
+    if dtype == "bool":
+        values = [np.array(v) for v in ([True, False], [True], [False])]
+    else:
+        info = np.finfo(dtype)
+        edge = [0.0, -0.0, info.smallest_subnormal, 0.5, 1.0, np.nextafter(1, 2, dtype=dtype),
+                -info.smallest_subnormal, info.max, np.inf, -np.inf, np.nan]
+        values = [np.array([0.25, v, 0.75], dtype) for v in edge]
+    for a in values:
+        a = a.astype(dtype)
+        for lo, hi in ((0.0, 1.0), (0.0, math.inf), (0.5, 1.0)):
+            strided = np.repeat(a, 2)[::2]
+            assert not strided.flags.c_contiguous or a.size == 1
+            with monkeypatch.context() as mp:
+                mp.setattr(engine, "_fused_module", None)
+                want = _validation._numpy_in_range(a, lo, hi)
+            assert _validation._numpy_in_range(a, lo, hi) is want, (a, lo, hi)
+            assert _validation._numpy_in_range(strided, lo, hi) is want, (a, lo, hi)
