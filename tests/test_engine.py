@@ -1084,3 +1084,44 @@ def test_numpy_value_checks_in_one_c_pass_agree_with_min_and_max(monkeypatch, dt
                 want = _validation._numpy_in_range(a, lo, hi)
             assert _validation._numpy_in_range(a, lo, hi) is want, (a, lo, hi)
             assert _validation._numpy_in_range(strided, lo, hi) is want, (a, lo, hi)
+
+
+def test_torch_express_lane_from_several_threads_at_once():
+    """Training steps on four Python threads at once (the express lane, the C kernels
+    on the tensors' memory, one job at a time in the C pool, the others on their
+    callers): every thread's loss and gradient equal the same step run alone, bitwise."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    cases = []
+    for n in (1000, 3 * 2048 + 5, 40_000, _numpy.CHUNK + 7):
+        x = torch.from_numpy(rng.normal(0, 5, (n,)).astype(np.float32))
+        z = torch.from_numpy((rng.uniform(size=n) > 0.6).astype(np.float32))
+        cases.append((x, z))
+
+    def step(x, z, red):
+        xg = x.clone().requires_grad_()
+        v = wce_xp.binary_cross_entropy_with_logits(xg, z, pos_weight=2.0, reduction=red)
+        (g,) = torch.autograd.grad(v.sum(), xg)
+        return v.detach(), g
+
+    alone = {(i, red): step(x, z, red) for i, (x, z) in enumerate(cases)
+             for red in ("none", "mean")}
+    errors: list = []
+
+    def worker(k):
+        try:
+            for rep in range(20):
+                i = (k + rep) % len(cases)
+                red = ("none", "mean")[(k + rep) % 2]
+                v, g = step(*cases[i], red)
+                torch.testing.assert_close(v, alone[i, red][0], rtol=0, atol=0)
+                torch.testing.assert_close(g, alone[i, red][1], rtol=0, atol=0)
+        except Exception as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
