@@ -167,3 +167,50 @@ def test_float32_mean_in_blocks_of_eight_within_1e_6(jit):
     got = run(tf.constant(z), tf.constant(x))
     assert got.dtype == tf.float32
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-6)
+
+
+def test_eager_checks_run_inside_the_compiled_loss(monkeypatch):
+    """Eager calls that check values run the checks inside the loss's compiled call
+    (one dispatch; the separate checker is never called): the same values as without
+    checks, for every reduction and option but the focal factor, and the same errors,
+    naming the argument, for each checked array."""
+    from wce_xp._native import _tf as native_tf
+
+    def separate(*a, **k):
+        raise AssertionError("the separate value check ran")
+
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.normal(0, 4, (40, 3)).astype(np.float32))
+    z = tf.constant((rng.uniform(size=(40, 3)) > 0.6).astype(np.float32))
+    q = tf.constant([0.5, 2.0, 3.0], tf.float32)
+    w = tf.constant(rng.uniform(0, 2, (40, 1)).astype(np.float32))
+    m = tf.constant(rng.uniform(size=(40, 3)) > 0.2)
+    f = wce_xp.weighted_cross_entropy_with_logits
+    cases = [dict(reduction=r, **o) for r in ("none", "sum", "mean", "weighted_mean")
+             for o in ({}, {"weight": w}, {"mask": m}, {"weight": w, "mask": m},
+                       {"label_smoothing": 0.1})]
+    cases += [dict(reduction="mean", axis=0), dict(reduction="sum", axis=(0, 1), weight=w)]
+    monkeypatch.setattr(native_tf, "in_range", separate)
+    for kw in cases:
+        got = f(z, x, q, **kw)
+        want = f(z, x, q, validate=False, **kw)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, err_msg=str(kw))
+    got = wce_xp.binary_cross_entropy_with_logits(x, z, weight=w, reduction="mean",
+                                                  validate=True)
+    np.testing.assert_allclose(got.numpy(), wce_xp.binary_cross_entropy_with_logits(
+        x, z, weight=w, reduction="mean").numpy(), rtol=1e-6)
+    bad_z = tf.tensor_scatter_nd_update(z, [[3, 1]], [1.5])
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+        f(bad_z, x, q, reduction="mean")
+    with pytest.raises(ValueError, match=r"target: values must lie in \[0, 1\]"):
+        wce_xp.binary_cross_entropy_with_logits(x, bad_z, validate=True)
+    with pytest.raises(ValueError, match="pos_weight: values must be finite"):
+        f(z, x, tf.constant([0.5, -2.0, 3.0]))
+    with pytest.raises(ValueError, match="pos_weight: values must be finite"):
+        f(z, x, tf.constant([0.5, float("nan"), 3.0]), reduction="sum")
+    with pytest.raises(ValueError, match="weight: values must be finite"):
+        f(z, x, 2.0, weight=tf.constant(np.full((40, 1), np.inf, np.float32)))
+    # the focal loss takes the separate check (its factor is not in the compiled call)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]"):
+        wce_xp.sigmoid_focal_loss(bad_z, x)

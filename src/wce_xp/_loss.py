@@ -12,7 +12,15 @@ import numpy as np
 
 from . import _dispatch, _express
 from ._generic import _core
-from ._validation import REDUCTIONS, Inputs, as_float, check_reduction, finish, prepare
+from ._validation import (
+    REDUCTIONS,
+    Inputs,
+    as_float,
+    check_reduction,
+    check_values,
+    finish,
+    prepare,
+)
 
 Array = Any
 Axis = int | tuple[int, ...] | None
@@ -61,6 +69,15 @@ def _family(
         return finish(inp, out)
     if label_smoothing:
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if inp.pending is not None:  # eager TensorFlow: the checks inside the compiled call
+        from ._native import _tf as native_tf
+
+        if focal is None:
+            out = native_tf.checked_loss(
+                z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction, axes=axes,
+                acc_dtype=inp.acc_dtype, checks=inp.pending)
+            return finish(inp, out)
+        check_values(xp, inp.lib, inp.pending, native=True)
     if focal is None and inp.native:
         fast = _dispatch.reduced_loss(
             z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
@@ -203,7 +220,8 @@ def weighted_cross_entropy_with_logits(
     reduction = check_reduction(reduction)
     s = as_float("label_smoothing", label_smoothing, hi=1.0)
     inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
-                  mask=mask, xp=xp, validate=validate, chunked=True)
+                  mask=mask, xp=xp, validate=validate, chunked=True,
+                  defer_checks=True)
     return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
 
 
@@ -246,7 +264,8 @@ def sigmoid_cross_entropy_with_logits(
     reduction = check_reduction(reduction)
     s = as_float("label_smoothing", label_smoothing, hi=1.0)
     inp = prepare(labels=labels, logits=logits, weight=weight, mask=mask, xp=xp,
-                  validate=validate, chunked=True)
+                  validate=validate, chunked=True,
+                  defer_checks=True)
     return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
 
 
@@ -311,7 +330,8 @@ def binary_cross_entropy_with_logits(
             return out
     reduction = check_reduction(reduction, ("none", "mean", "sum"))
     inp = prepare(labels=target, logits=input, pos_weight=pos_weight, weight=weight, xp=xp,
-                  validate=validate, labels_name="target", logits_name="input", chunked=True)
+                  validate=validate, labels_name="target", logits_name="input", chunked=True,
+                  defer_checks=True)
     return _family(inp, label_smoothing=0.0, reduction=reduction, axis=None)
 
 
@@ -371,7 +391,8 @@ def sigmoid_focal_loss(
     a = None if alpha is None else as_float("alpha", alpha, hi=1.0)
     s = as_float("label_smoothing", label_smoothing, hi=1.0)
     inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
-                  mask=mask, xp=xp, validate=validate, chunked=True)
+                  mask=mask, xp=xp, validate=validate, chunked=True,
+                  defer_checks=True)
     if g == 0.0 and a is None:
         return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
     return _family(inp, label_smoothing=s, reduction=reduction, axis=axis, focal=(g, a))

@@ -70,16 +70,7 @@ def _call(build: Any, signature: tuple[Any, ...], *args: Array) -> Any:
 @functools.cache
 def _checker(*bounds: tuple[float, float]) -> Any:
     def check(*arrays: Array) -> Any:
-        flags = []
-        for a, (lo, hi) in zip(arrays, bounds, strict=True):
-            if a.shape.num_elements() == 0:
-                flags.append(tf.constant(True))
-                continue
-            in_range = bounds_hold(tf.reduce_min(a), tf.reduce_max(a), lo, hi)
-            # XLA's min/max on CPU skip NaN (eager TensorFlow's propagate it): ask
-            flags.append(in_range & tf.reduce_all(a == a))
-        stacked = tf.stack(flags)
-        return tf.reduce_all(stacked), stacked
+        return _flags(arrays, bounds)
 
     return tf.function(check, jit_compile=True)
 
@@ -91,6 +82,60 @@ def in_range(arrays: list[Array], bounds: list[tuple[float, float]]) -> list[boo
     if bool(ok):
         return [True] * len(arrays)
     return [bool(f) for f in tf.unstack(flags)]
+
+
+def _flags(arrays: Any, bounds: tuple[tuple[float, float], ...]) -> tuple[Any, Any]:
+    """Inside a compiled function: whether every array lies in its bounds, and each
+    one's verdict (as :func:`in_range` reads them)."""
+    flags = []
+    for a, (lo, hi) in zip(arrays, bounds, strict=True):
+        if a.shape.num_elements() == 0:
+            flags.append(tf.constant(True))
+            continue
+        in_range = bounds_hold(tf.reduce_min(a), tf.reduce_max(a), lo, hi)
+        # XLA's min/max on CPU skip NaN (eager TensorFlow's propagate it): ask
+        flags.append(in_range & tf.reduce_all(a == a))
+    stacked = tf.stack(flags)
+    return tf.reduce_all(stacked), stacked
+
+
+@functools.cache
+def _checked_compiled(reduction: str, axes: tuple[int, ...], acc: Any, weighted: bool,
+                      masked: bool, bounds: tuple[tuple[float, float], ...]) -> Any:
+    """The loss (mask, weights, reduction) and the value checks in one XLA function."""
+
+    def loss(z: Array, x: Array, q: Array, *rest: Array) -> Any:
+        it = iter(rest)
+        weight = next(it) if weighted else None
+        mask = next(it) if masked else None
+        out = _core.weighted_loss(z, x, q, xp=_tf)
+        if mask is not None:
+            out = tf.where(mask, out, tf.zeros_like(out))
+        out = _core.reduce_loss(out, weight=weight, mask=mask, reduction=reduction,
+                                axes=axes, xp=_tf, acc_dtype=acc, block=8)
+        ok, flags = _flags(list(it), bounds)
+        return out, ok, flags
+
+    return tf.function(loss, jit_compile=True)
+
+
+def checked_loss(
+    z: Array, x: Array, q: Array | float, *, weight: Array | None, mask: Array | None,
+    reduction: str, axes: tuple[int, ...], acc_dtype: Any,
+    checks: list[tuple[str, str, Array, float, float]],
+) -> Array:
+    """The loss with every option but the focal factor, and the value checks that
+    :func:`wce_xp._validation.prepare` left pending, in one compiled call and one read
+    of the verdicts; raises ``ValueError`` for the first array out of its bounds."""
+    rest = [v for v in (weight, mask) if v is not None] + [c[2] for c in checks]
+    signature = (reduction, axes, acc_dtype, weight is not None, mask is not None,
+                 tuple((c[3], c[4]) for c in checks))
+    out, ok, flags = _call(_checked_compiled, signature, z, x, _q(q, x), *rest)
+    if not bool(ok):
+        for (name, msg, *_), good in zip(checks, tf.unstack(flags), strict=True):
+            if not bool(good):
+                raise ValueError(f"{name}: {msg}")
+    return out
 
 
 def _q(q: Array | float, x: Array) -> Array:
