@@ -477,7 +477,8 @@ def check_values(
 
 
 _C_CHECKED = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_))
-_FINITE_MAX = float(np.finfo(np.float64).max)
+# the largest finite double: "finite" as a closed upper bound, for the C kernels' check
+FINITE_MAX = float(np.finfo(np.float64).max)
 
 
 def _numpy_in_range(a: np.ndarray, lo: float, hi: float) -> bool:
@@ -490,7 +491,7 @@ def _numpy_in_range(a: np.ndarray, lo: float, hi: float) -> bool:
 
     f = engine._fused_module
     if f is not None and a.dtype in _C_CHECKED and a.flags.c_contiguous:
-        return bool(f.within(a, lo, _FINITE_MAX if hi == math.inf else hi))
+        return bool(f.within(a, lo, FINITE_MAX if hi == math.inf else hi))
     return bool(bounds_hold(np.min(a), np.max(a), lo, hi))
 
 

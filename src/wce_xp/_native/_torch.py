@@ -236,9 +236,7 @@ def _make_function() -> Any:
 
     class WeightedLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
-        def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str, nonneg: bool,
-                    zn: Any = None, xn: Any = None) -> Any:
-            """``zn``, ``xn``: the CPU tensors' NumPy views, where the caller has them."""
+        def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str, nonneg: bool) -> Any:
             ctx.save_for_backward(z, x)
             ctx.q = q
             ctx.kind = kind
@@ -251,8 +249,7 @@ def _make_function() -> Any:
                     _numpy._fused.loss_grad(*c, 1.0, out, g, _threads(x))
                     ctx.g = torch.from_numpy(g)
                     return torch.from_numpy(out)
-                both = _numpy.loss_and_grad(_np(z) if zn is None else zn,
-                                            _np(x) if xn is None else xn, _np(q), _threads(x))
+                both = _numpy.loss_and_grad(_np(z), _np(x), _np(q), _threads(x))
                 if both is not None:
                     ctx.g = torch.from_numpy(both[1])
                     return torch.from_numpy(both[0])
@@ -263,21 +260,20 @@ def _make_function() -> Any:
             g = ctx.g
             if g is not None and not torch.is_grad_enabled():
                 ctx.g = None  # used once: a second backward (retain_graph) recomputes it
-                return None, _times(g, go), None, None, None, None, None
+                return None, _times(g, go), None, None, None
             z, x = ctx.saved_tensors
             q = ctx.q
             if not torch.is_grad_enabled():  # first-order only: the fused kernel
                 if ctx.kind == "numpy" and go.dtype == x.dtype and go.device == x.device:
                     g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
                                     threads=_threads(x))
-                    return None, torch.from_numpy(g), None, None, None, None, None
+                    return None, torch.from_numpy(g), None, None, None
                 if ctx.kind == "numpy":
                     g = _run("numpy", "grad", z, x, q)
                 else:  # CuPy's kernel gives the Hessian too
                     g, _ = _run(ctx.kind, "grad_hess", z, x, q)
-                return None, go * g, None, None, None, None, None
-            return (None, go * grad_graph(z, x, q), None, None, None, None,  # create_graph=True
-                    None)
+                return None, go * g, None, None, None
+            return None, go * grad_graph(z, x, q), None, None, None  # create_graph=True
 
     return WeightedLoss
 
@@ -413,15 +409,13 @@ _APPLY_LOSS: Any = None
 _APPLY_REDUCED: Any = None
 
 
-def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool, zn: Any = None,
-               xn: Any = None) -> Array:
+def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool) -> Array:
     """The elementwise autograd Function on CPU tensors the caller has checked (no
-    transform, no wrapped tensor; see :func:`_raw_apply`), and their NumPy views, where
-    it has them."""
+    transform, no wrapped tensor; see :func:`_raw_apply`)."""
     global _APPLY_LOSS
     if _APPLY_LOSS is None:
         _APPLY_LOSS = _raw_apply(_function())
-    return _APPLY_LOSS(z, x, q, "numpy", nonneg, zn, xn)
+    return _APPLY_LOSS(z, x, q, "numpy", nonneg)
 
 
 def apply_reduced(z: Array, x: Array, q: Array | float, reduction: str,
