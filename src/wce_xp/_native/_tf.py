@@ -36,18 +36,22 @@ def _compiled(kind: str, reduction: str, axes: tuple[int, ...], acc: Any, weight
     def loss(z: Array, x: Array, q: Array, *rest: Array) -> Any:
         if kind == "grad_hess":
             return _core.grad_hess(z, x, q, xp=_tf)
-        out = _core.weighted_loss(z, x, q, xp=_tf)
-        if reduction == "none":
-            return out
         it = iter(rest)
         weight = next(it) if weighted else None
         mask = next(it) if masked else None
-        if mask is not None:
-            out = tf.where(mask, out, tf.zeros_like(out))
-        return _core.reduce_loss(out, weight=weight, mask=mask, reduction=reduction,
-                                 axes=axes, xp=_tf, acc_dtype=acc, block=8)
+        return _loss(z, x, q, weight, mask, reduction, axes, acc)
 
     return tf.function(loss, jit_compile=True)
+
+
+def _loss(z: Array, x: Array, q: Array, weight: Array | None, mask: Array | None,
+          reduction: str, axes: tuple[int, ...], acc: Any) -> Any:
+    """Inside a compiled function: the loss, masked, weighted and reduced."""
+    out = _core.weighted_loss(z, x, q, xp=_tf)
+    if mask is not None:
+        out = tf.where(mask, out, tf.zeros_like(out))
+    return _core.reduce_loss(out, weight=weight, mask=mask, reduction=reduction, axes=axes,
+                             xp=_tf, acc_dtype=acc, block=8)
 
 
 _CONCRETE: dict[tuple[Any, ...], Any] = {}
@@ -108,11 +112,7 @@ def _checked_compiled(reduction: str, axes: tuple[int, ...], acc: Any, weighted:
         it = iter(rest)
         weight = next(it) if weighted else None
         mask = next(it) if masked else None
-        out = _core.weighted_loss(z, x, q, xp=_tf)
-        if mask is not None:
-            out = tf.where(mask, out, tf.zeros_like(out))
-        out = _core.reduce_loss(out, weight=weight, mask=mask, reduction=reduction,
-                                axes=axes, xp=_tf, acc_dtype=acc, block=8)
+        out = _loss(z, x, q, weight, mask, reduction, axes, acc)
         ok, flags = _flags(list(it), bounds)
         return out, ok, flags
 
