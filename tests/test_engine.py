@@ -1081,9 +1081,9 @@ def test_numpy_value_checks_in_one_c_pass_agree_with_min_and_max(monkeypatch, dt
             assert not strided.flags.c_contiguous or a.size == 1
             with monkeypatch.context() as mp:
                 mp.setattr(engine, "_fused_module", None)
-                want = _validation._numpy_in_range(a, lo, hi)
-            assert _validation._numpy_in_range(a, lo, hi) is want, (a, lo, hi)
-            assert _validation._numpy_in_range(strided, lo, hi) is want, (a, lo, hi)
+                want = _validation.numpy_in_range(a, lo, hi)
+            assert _validation.numpy_in_range(a, lo, hi) is want, (a, lo, hi)
+            assert _validation.numpy_in_range(strided, lo, hi) is want, (a, lo, hi)
 
 
 def test_torch_express_lane_from_several_threads_at_once():

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _dispatch
 from ._native import _numpy
-from ._validation import FINITE_MAX, bounds_hold
+from ._validation import numpy_in_range
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order only
 _BOOL = np.dtype(np.bool_)
@@ -59,14 +59,12 @@ def _q_array(q: np.ndarray, x: np.ndarray, checked: bool) -> np.ndarray | float 
         return _q(float(q), checked)
     if q.ndim != 1 or q.shape[0] != x.shape[-1] or not q.size:
         return None
-    if checked and not (_fused.within(q, 0.0, FINITE_MAX) if _fused is not None
-                        and q.flags.c_contiguous
-                        else bounds_hold(_MIN(q), _MAX(q), 0.0, math.inf)):
+    if checked and not numpy_in_range(q, 0.0, math.inf):
         return None
     return q
 
 
-_MIN, _MAX = np.minimum.reduce, np.maximum.reduce
+_MAX = np.maximum.reduce
 
 
 def _labels_ok(z: np.ndarray) -> bool:

@@ -464,7 +464,7 @@ def check_values(
     comparison, so it is refused too. Empty arrays pass.
     """
     if lib == "numpy":
-        flags = [_numpy_in_range(a, lo, hi) for _, _, a, lo, hi in checks]
+        flags = [numpy_in_range(a, lo, hi) for _, _, a, lo, hi in checks]
     elif lib == "tensorflow" and native:
         from ._native import _tf as native_tf
 
@@ -481,7 +481,7 @@ _C_CHECKED = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_))
 FINITE_MAX = float(np.finfo(np.float64).max)
 
 
-def _numpy_in_range(a: np.ndarray, lo: float, hi: float) -> bool:
+def numpy_in_range(a: np.ndarray, lo: float, hi: float) -> bool:
     """Whether every value of a NumPy array lies in ``[lo, hi]`` (``hi = inf``: finite;
     NaN fails): one C pass for contiguous float32, float64 and bool arrays, where the
     C kernels are built; else a min and a max."""
