@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 
+from . import _fork  # noqa: F401  (registers the fork handler before any fork)
+
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~10 ms of start-up
 
 __version__ = "0.1.0"

@@ -74,7 +74,7 @@ def _labels_ok(z: np.ndarray) -> bool:
     its own cost); else one integer max over the bits."""
     if z.dtype == _BOOL:
         return True
-    if _fused is not None and z.flags.c_contiguous:
+    if _fused is not None and _numpy.c_ready(z):
         return bool(_fused.within(z, 0.0, 1.0))
     # Labels in [+0, 1] are exactly the floats whose bits, read as an unsigned integer,
     # are at most those of 1.0: negative numbers (-0.0 included) have the sign bit and
@@ -120,11 +120,11 @@ def _torch() -> tuple[Any, ...]:
     global _torch_types
     if _torch_types is None:
         import torch
-        import torch.autograd.forward_ad as fwad
 
-        _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, fwad, torch,
-                        torch._C._functorch.is_functorch_wrapped_tensor,
-                        torch._C._are_functorch_transforms_active)
+        from ._compat import torch_probes
+
+        _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, torch,
+                        torch_probes())
     return _torch_types
 
 
@@ -132,9 +132,13 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
                reduction: str) -> Any:
     """The loss of one call on CPU tensors (through the native path's autograd Functions
     where the logits require a gradient), or None."""
-    tensor, f32, f64, tbool, fwad, torch, wrapped, transforms = _torch_types or _torch()
+    tensor, f32, f64, tbool, torch, probes = _torch_types or _torch()
     x, z = logits, labels
-    if type(z) is not tensor or _dispatch._FORCE_GENERIC:
+    if type(z) is not tensor or type(x) is not tensor or _dispatch._FORCE_GENERIC:
+        return None
+    # (first: under a trace, shape tests would be recorded as constants)
+    if (probes.forward_ad() or probes.compiling() or probes.jit_tracing()
+            or probes.transforms_active() or probes.wrapped(x) or probes.wrapped(z)):
         return None
     dt = x.dtype
     if ((dt is not f32 and dt is not f64) or (z.dtype is not dt and z.dtype is not tbool)
@@ -144,35 +148,36 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     grad = enabled and x.requires_grad
     if enabled and z.requires_grad:
         return None  # a gradient in the labels: the general path's generic graph
-    if (fwad._current_level >= 0 or torch.compiler.is_compiling() or transforms()
-            or wrapped(x) or wrapped(z)):
-        return None
     checked = _checked(validate)
     if checked is None:
         return None
     native_torch = _native_torch or _load_native_torch()
+    # Detached aliases hold the storage the kernels read for the whole call, whatever
+    # another thread does to the caller's tensors meanwhile (x.set_(...)).
+    xd, zd = x.detach(), z.detach()
+    if not (native_torch.plain_memory(xd) and native_torch.plain_memory(zd)):
+        return None
     if type(pos_weight) is tensor:  # PyTorch's own pos_weight: a CPU tensor, no gradient
-        if (not pos_weight.is_cpu or pos_weight.requires_grad or wrapped(pos_weight)
-                or pos_weight.dtype is not dt):
+        if (not pos_weight.is_cpu or pos_weight.requires_grad or probes.wrapped(pos_weight)
+                or pos_weight.dtype is not dt or not native_torch.plain_memory(pos_weight)):
             return None
         if not pos_weight.dim():
             q: Any = _q(float(pos_weight), checked)
         else:
-            qn = _q_array(pos_weight.numpy(), x.detach().numpy(), checked)
-            q = qn if isinstance(qn, float) or qn is None else pos_weight
+            qd = pos_weight.detach()
+            qn = _q_array(qd.numpy(), xd.numpy(), checked)
+            q = qn if isinstance(qn, float) or qn is None else qd
     else:
         q = _q(pos_weight, checked)
-    if q is None or (checked and not native_torch.labels_in_unit(z)):
+    if q is None or (checked and not native_torch.labels_in_unit(zd)):
         return None
     if grad:  # the autograd Functions of the native path, without the front door
         if reduction == "none":
             return native_torch.apply_loss(z, x, q, checked)
         return native_torch.apply_reduced(z, x, q, reduction, checked)
-    threads = native_torch._threads(x)  # (1 for a call the C kernels run on one thread)
+    threads = native_torch._threads(xd)  # (1 for a call the C kernels run on one thread)
     qe = q if isinstance(q, float) else q.numpy()
-    zn = z.detach().numpy() if z.requires_grad else z.numpy()
-    xn = x.detach().numpy() if x.requires_grad else x.numpy()
-    return torch.from_numpy(_engine(zn, xn, qe, checked, reduction, threads))
+    return torch.from_numpy(_engine(zd.numpy(), xd.numpy(), qe, checked, reduction, threads))
 
 
 _native_torch: Any = None

@@ -59,6 +59,20 @@ _BOOL = np.dtype(np.bool_)
 _C_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
 
 
+def c_ready(a: Array) -> bool:
+    """Whether the C kernels may read an array in place: C-contiguous and aligned to its
+    element size (a misaligned load is undefined behaviour in C; NumPy makes such arrays
+    from buffers at any offset)."""
+    f = a.flags
+    return bool(f.c_contiguous and f.aligned)
+
+
+def _c_copy(a: Array) -> Array:
+    """The array itself where the C kernels may read it in place, else an aligned
+    C-contiguous copy."""
+    return a if c_ready(a) else np.require(a, requirements=("C", "A"))
+
+
 def _c_args(xc: Array, zc: Array, qc: Any) -> tuple[Array, Array, Any] | None:
     """``(x, z, q)`` of one chunk for the C kernels, or None where they cannot take it.
 
@@ -75,19 +89,14 @@ def _c_args(xc: Array, zc: Array, qc: Any) -> tuple[Array, Array, Any] | None:
     if type(qc) is not float:
         if qc.dtype != dt:
             return None
-        if qc.shape != xc.shape or not qc.flags.c_contiguous:
-            qc = np.ascontiguousarray(np.broadcast_to(qc, xc.shape))
-    if zc.shape != xc.shape or not zc.flags.c_contiguous:
-        zc = np.ascontiguousarray(np.broadcast_to(zc, xc.shape))
-    if not xc.flags.c_contiguous:
-        xc = np.ascontiguousarray(xc)
-    return xc, zc, qc
+        qc = _c_copy(np.broadcast_to(qc, xc.shape))
+    return _c_copy(xc), _c_copy(np.broadcast_to(zc, xc.shape)), qc
 
 
 def _c_loss(xc: Array, zc: Array, qc: Any, out: Array) -> bool:
     """The loss of a chunk into ``out`` by the C kernels, if they take it."""
     c = _c_args(xc, zc, qc)
-    if c is None or not out.flags.c_contiguous:
+    if c is None or not c_ready(out):
         return False
     _fused.loss(*c, out)
     return True
@@ -97,7 +106,7 @@ def _c_grad(xc: Array, zc: Array, qc: Any, scale: float, out: Array) -> bool:
     """The gradient of a chunk times ``scale`` into ``out`` by the C kernels, if they
     take it."""
     c = _c_args(xc, zc, qc)
-    if c is None or not out.flags.c_contiguous:
+    if c is None or not c_ready(out):
         return False
     _fused.grad(*c, scale, out)
     return True
@@ -111,13 +120,13 @@ def _c_whole(x: Array, z: Array, q: Any) -> tuple[Array, Array, Any] | None:
     ``pos_weight`` of their dtype, of their shape or one per class of the last axis
     (the kernels read it with that period)."""
     dt = x.dtype
-    if (_fused is None or dt not in _C_DTYPES or not x.flags.c_contiguous
+    if (_fused is None or dt not in _C_DTYPES or not c_ready(x)
             or (x.size > CHUNK and not _fused.POOL)  # no C threads: the chunks' Python ones
-            or z.shape != x.shape or not z.flags.c_contiguous
+            or z.shape != x.shape or not c_ready(z)
             or (z.dtype != dt and z.dtype != _BOOL)):
         return None
     if type(q) is not float:
-        if q.dtype != dt or not q.flags.c_contiguous:
+        if q.dtype != dt or not c_ready(q):
             return None
         if q.ndim == 0:  # one value: as a number (the same arithmetic, bitwise)
             return x, z, float(q)
@@ -217,6 +226,18 @@ def _parse_threads(text: str) -> int:
     return n
 
 
+def _check_environment() -> None:
+    """An invalid ``WCE_XP_NUM_THREADS`` is refused on first use of the engine, for
+    every call alike (not only for the calls large enough to ask for threads)."""
+    _default_threads()
+
+
+def max_threads() -> int:
+    """The most threads the engine runs: four per core this process may run on
+    (beyond the cores, threads only take turns)."""
+    return 4 * cores()
+
+
 def cores() -> int:
     """The cores this process may run on."""
     try:
@@ -241,7 +262,8 @@ def get_num_threads() -> int:
     int
         The value of :func:`set_num_threads` if set, else the environment variable
         ``WCE_XP_NUM_THREADS`` (a positive integer, or ``all``), else every core this
-        process may run on.
+        process may run on; at most four times those cores (more threads than that
+        would only take turns on them).
 
     Notes
     -----
@@ -258,7 +280,8 @@ def get_num_threads() -> int:
     >>> wce_xp.get_num_threads() >= 1
     True
     """
-    return _threads if _threads is not None else _default_threads()
+    n = _threads if _threads is not None else _default_threads()
+    return min(n, max_threads())
 
 
 def set_num_threads(n: int | None) -> None:
@@ -268,7 +291,8 @@ def set_num_threads(n: int | None) -> None:
     ----------
     n : int or None
         A positive number of threads; ``None`` restores the default
-        (``WCE_XP_NUM_THREADS``, else every core).
+        (``WCE_XP_NUM_THREADS``, else every core). Values above four times the cores
+        this process may run on are used as that cap (:func:`get_num_threads`).
 
     Raises
     ------
@@ -297,16 +321,17 @@ def _reset_after_fork() -> None:  # a pool's threads do not survive fork()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
+_check_environment()
+
 
 def _executor(workers: int) -> ThreadPoolExecutor:
     global _pool, _pool_size
     with _pool_lock:
         if _pool is None or _pool_size < workers:
-            old = _pool
+            # The old pool is dropped, not shut down: calls running on other threads
+            # may still submit to it; its threads end once nothing refers to it.
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="wce_xp")
             _pool_size = workers
-            if old is not None:
-                old.shutdown(wait=False)
         return _pool
 
 

@@ -22,9 +22,26 @@ from typing import Any
 
 import numpy as np
 
+from .. import _fork
 from . import _numpy
 
 Array = Any
+
+
+def plain_memory(t: Any) -> bool:
+    """Whether a tensor's memory holds its values as a plain strided array that a kernel
+    may read by address: strided layout (not sparse, MKL-DNN or nested), no pending
+    negation or conjugation (PyTorch's neg/conj bits are applied when PyTorch reads,
+    not stored), real storage (not a zero tensor), aligned to its element size."""
+    import torch
+
+    if t.layout is not torch.strided or t.is_neg() or t.is_conj():
+        return False
+    try:
+        address = t.data_ptr()
+    except RuntimeError:  # no storage at all (meta, functional wrappers)
+        return False
+    return bool(t.numel() == 0 or (address != 0 and address % t.element_size() == 0))
 
 
 def _kernel_backend(x: Any) -> str | None:
@@ -32,7 +49,8 @@ def _kernel_backend(x: Any) -> str | None:
 
     # Traces, functorch transforms and forward-mode AD were ruled out by the caller
     # (_validation.context); here only what the kernels themselves need.
-    if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
+    if (type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64)
+            or not plain_memory(x)):
         return None
     if x.device.type == "cpu":
         return "numpy"
@@ -76,7 +94,9 @@ def share_openmp() -> int:
     global _openmp_shared
     _openmp_shared = True
     f = _numpy._fused_module
-    if f is None or not getattr(torch._C, "has_openmp", False):
+    # A fork() child keeps its own threads: an OpenMP team that the parent started does
+    # not survive fork(), and libgomp hangs in the child at its next parallel region.
+    if f is None or not getattr(torch._C, "has_openmp", False) or _fork.in_child:
         return 0
     try:
         with open("/proc/self/maps") as maps:  # Linux: the libraries loaded, by path
@@ -113,21 +133,25 @@ def _code(t: Any) -> str | None:
     return _CODES.get(t.dtype)
 
 
-def _c_operands(z: Any, x: Any, q: Any) -> tuple[Any, Any, float] | None:
-    """``(x, z, q)`` for one C call straight on the memory of contiguous CPU tensors
-    (``(address, n, code)`` operands: no NumPy views, which cost 1-2 µs each), for a
-    number ``q``; None where the caller must take the NumPy route (other operands, no C
-    kernels, or an array of several chunks without C threads)."""
+def _c_operands(z: Any, x: Any, q: Any) -> tuple[Any, ...] | None:
+    """``(x, z, q, held)`` for one C call straight on the memory of contiguous CPU
+    tensors (``(address, n, code)`` operands: no NumPy views), for a number ``q``;
+    None where the caller must take the NumPy route (other operands, no C kernels, or
+    an array of several chunks without C threads). ``held``: detached aliases that own
+    the storage read by address; the caller keeps them until the C call returns, so
+    that another thread's ``x.set_(...)`` cannot free that memory under it."""
     f = _numpy._fused
     if f is None or type(q) is not float:
         return None
-    xc, zc = _code(x), _code(z)
-    n = x.numel()
-    if (xc is None or xc == "?" or (zc != xc and zc != "?") or z.numel() != n
-            or not x.is_cpu or not z.is_cpu or not x.is_contiguous() or not z.is_contiguous()
+    xd, zd = x.detach(), z.detach()
+    xc, zc = _code(xd), _code(zd)
+    n = xd.numel()
+    if (xc is None or xc == "?" or (zc != xc and zc != "?") or zd.numel() != n
+            or not xd.is_cpu or not zd.is_cpu or not xd.is_contiguous()
+            or not zd.is_contiguous() or not plain_memory(xd) or not plain_memory(zd)
             or (n > _numpy.CHUNK and not f.POOL)):
         return None
-    return (x.data_ptr(), n, xc), (z.data_ptr(), n, zc), q
+    return (xd.data_ptr(), n, xc), (zd.data_ptr(), n, zc), q, (xd, zd)
 
 
 _NP_DTYPES: dict[str, Any] = {"f": np.dtype(np.float32), "d": np.dtype(np.float64)}
@@ -140,7 +164,8 @@ def labels_in_unit(z: Any) -> bool:
     if code == "?":
         return True
     f = _numpy._fused_module
-    if f is not None and code is not None and z.is_contiguous():
+    z = z.detach()  # (holds the storage read by address, as in _c_operands)
+    if f is not None and code is not None and z.is_contiguous() and plain_memory(z):
         return bool(f.within((z.data_ptr(), z.numel(), code), 0.0, 1.0))
     from .._express import _labels_ok
 
@@ -213,22 +238,43 @@ def cupy_stream(x: Any) -> Any:
         return cupy.cuda.ExternalStream(ts.cuda_stream)
 
 
+def _batched(go: Any) -> bool:
+    """An incoming gradient whose values cannot be read: batched by ``vmap`` (PyTorch
+    runs the backward pass under it for ``is_grads_batched=True``, batched gradient
+    checks and vectorized Jacobians) or otherwise without plain memory. Only tensor
+    operations apply to it: no value reads, no writes."""
+    return not plain_memory(go)
+
+
+def _one_value(go: Any) -> float:
+    """The value of an incoming gradient known to hold one value broadcast (``.sum()``
+    and ``.mean()`` expand a 0-d tensor): its first element, read through the tensor
+    itself (a view's base may be of another dtype, e.g. ``.real`` of a complex)."""
+    return float(go if not go.dim() else go.as_strided((), ()))
+
+
 def _times(g: Any, go: Any) -> Any:
-    """The gradient ``g`` that the forward pass computed (which nothing else holds)
-    times the incoming gradient ``go``, in place: nothing to do for ``.sum()``'s ones,
-    one multiply by a number for any gradient of one value broadcast (``.mean()``),
-    else one elementwise multiply."""
-    if go.dtype != g.dtype or go.device != g.device or not g.numel():
+    """The gradient ``g`` that the forward pass computed (which only this backward pass
+    holds) times the incoming gradient ``go``, in place where that is exact: nothing to
+    do for ``.sum()``'s ones, one multiply by a number for any gradient of one value
+    broadcast (``.mean()``), else one elementwise multiply."""
+    if _batched(go) or go.dtype != g.dtype or go.device != g.device or not g.numel():
         return go * g
     if go.dim() and any(go.stride()):  # a gradient of its own per element
         return g.mul_(go) if go.shape == g.shape else g * go
-    if not go.dim():
-        s = float(go)
-    else:  # one value broadcast: .sum()'s expand of a 0-d tensor is a view of it
-        base = go._base
-        s = float(base) if base is not None and base.numel() == 1 else float(
-            go.as_strided((), ()))
+    s = _one_value(go)
     return g if s == 1.0 else g.mul_(s)
+
+
+def _take(ctx: Any) -> Any:
+    """The gradient the forward pass left for the first backward pass, or None: taken
+    by one pass only (``list.pop`` is atomic, so of two backward passes through one
+    graph at once, as PyTorch allows with ``retain_graph=True``, one gets it and the
+    other recomputes)."""
+    try:
+        return ctx.g.pop()
+    except IndexError:
+        return None
 
 
 def _make_function() -> Any:
@@ -240,40 +286,43 @@ def _make_function() -> Any:
             ctx.save_for_backward(z, x)
             ctx.q = q
             ctx.kind = kind
-            ctx.g = None
+            ctx.g = []
             if kind == "numpy":  # the loss and its gradient in one C pass, if it takes them
                 c = _c_operands(z, x, q)
                 if c is not None:
+                    *operands, _held = c  # (kept alive until the C call returns)
                     dt = _NP_DTYPES[c[0][2]]
                     out, g = np.empty(x.shape, dt), np.empty(x.shape, dt)
-                    _numpy._fused.loss_grad(*c, 1.0, out, g, _threads(x))
-                    ctx.g = torch.from_numpy(g)
+                    _numpy._fused.loss_grad(*operands, 1.0, out, g, _threads(x))
+                    ctx.g.append(torch.from_numpy(g))
                     return torch.from_numpy(out)
                 both = _numpy.loss_and_grad(_np(z), _np(x), _np(q), _threads(x))
                 if both is not None:
-                    ctx.g = torch.from_numpy(both[1])
+                    ctx.g.append(torch.from_numpy(both[1]))
                     return torch.from_numpy(both[0])
             return _run(kind, "weighted_loss", z, x, q, nonneg)
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
-            g = ctx.g
-            if g is not None and not torch.is_grad_enabled():
-                ctx.g = None  # used once: a second backward (retain_graph) recomputes it
-                return None, _times(g, go), None, None, None
+            # Unpacked first, always: PyTorch's check that no input was modified in
+            # place since the forward pass raises here, as for its own operations.
             z, x = ctx.saved_tensors
+            g = _take(ctx)
             q = ctx.q
-            if not torch.is_grad_enabled():  # first-order only: the fused kernel
-                if ctx.kind == "numpy" and go.dtype == x.dtype and go.device == x.device:
-                    g = _numpy.grad(_np(z), _np(x), _np(q), scale=_np(go),
-                                    threads=_threads(x))
-                    return None, torch.from_numpy(g), None, None, None
-                if ctx.kind == "numpy":
-                    g = _run("numpy", "grad", z, x, q)
-                else:  # CuPy's kernel gives the Hessian too
-                    g, _ = _run(ctx.kind, "grad_hess", z, x, q)
-                return None, go * g, None, None, None
-            return None, go * grad_graph(z, x, q), None, None, None  # create_graph=True
+            if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
+                return None, go * grad_graph(z, x, q), None, None, None
+            if g is not None:
+                return None, _times(g, go), None, None, None
+            plain = not _batched(go) and go.dtype == x.dtype and go.device == x.device
+            if ctx.kind == "numpy" and plain:  # the incoming gradient in the kernel's pass
+                g = _numpy.grad(_np(z), _np(x), _np(q), scale=go.detach().numpy(),
+                                threads=_threads(x))
+                return None, torch.from_numpy(g), None, None, None
+            if ctx.kind == "numpy":
+                g = _run("numpy", "grad", z, x, q)
+            else:  # CuPy's kernel gives the Hessian too
+                g, _ = _run(ctx.kind, "grad_hess", z, x, q)
+            return None, go * g, None, None, None
 
     return WeightedLoss
 
@@ -291,20 +340,22 @@ def _make_reduced_function() -> Any:
         def forward(ctx: Any, x: Any, z: Any, q: Any, w: Any, m: Any, reduction: str,
                     nonneg: bool) -> Any:
             n = x.numel()
+            ctx.g = []
             c = None if w is not None or m is not None or reduction == "weighted_mean" \
                 or not n else _c_operands(z, x, q)
             if c is not None:  # one C pass on the tensors' memory: the sum and gradient
+                *operands, _held = c  # (kept alive until the C call returns)
                 g = np.empty(x.shape, _NP_DTYPES[c[0][2]])
                 total = _numpy._fused.loss_sum_grad(
-                    *c, 1.0 if reduction == "sum" else 1.0 / n, g, _threads(x))
-                ctx.g = g
+                    *operands, 1.0 if reduction == "sum" else 1.0 / n, g, _threads(x))
+                ctx.g.append(g)
                 ctx.save_for_backward(z, x)
                 ctx.q, ctx.w, ctx.m, ctx.q_float = False, False, False, q
                 ctx.denom = None if reduction == "sum" else float(n)
                 value = total if reduction == "sum" else total / n
                 return torch.from_numpy(np.asarray(value, g.dtype))
             xn = x.detach().numpy()
-            zn = z.detach().numpy() if z.requires_grad else z.numpy()
+            zn = z.detach().numpy()
             saved = [z, x]
             qn = q
             if type(q) is tensor:
@@ -317,7 +368,6 @@ def _make_reduced_function() -> Any:
             if m is not None:
                 mn = m.detach().numpy()
                 saved.append(m)
-            ctx.g = None
             both = None
             n = float(xn.size)
             if wn is None and mn is None and reduction != "weighted_mean" and n:
@@ -325,7 +375,8 @@ def _make_reduced_function() -> Any:
                 both = _numpy.sum_and_grad(zn, xn, qn, 1.0 if reduction == "sum" else 1.0 / n,
                                            _threads(x))
             if both is not None:
-                total, ctx.g = both
+                total, g = both
+                ctx.g.append(g)
                 value, denom = (total, None) if reduction == "sum" else (total / n, n)
             else:
                 value, denom = _numpy.loss(
@@ -340,24 +391,26 @@ def _make_reduced_function() -> Any:
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
-            grad_mode = torch.is_grad_enabled()
-            if ctx.g is not None and not grad_mode and float(go) == 1.0:
-                gn, ctx.g = ctx.g, None  # computed by the forward pass; used once
-                return torch.from_numpy(gn), None, None, None, None, None, None
+            # Unpacked first, always (PyTorch's in-place modification check).
             z, x, *rest = ctx.saved_tensors
+            gn = _take(ctx)
             it = iter(rest)
             q = next(it) if ctx.q else ctx.q_float
             w = next(it) if ctx.w else None
             m = next(it) if ctx.m else None
-            if grad_mode:  # create_graph=True: differentiable torch ops
+            none = (None,) * 6
+            if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
                 g = grad_graph(z, x, q)
                 if w is not None:
                     g = g * w
                 if m is not None:
                     g = torch.where(m, g, 0.0)
-                return (g * (go if ctx.denom is None else go / ctx.denom),
-                        None, None, None, None, None, None)
-            go_value = float(go)
+                return (g * (go if ctx.denom is None else go / ctx.denom), *none)
+            batched = _batched(go)
+            go_value = 1.0 if batched else _one_value(go)
+            if gn is not None and go_value == 1.0:  # computed by the forward pass
+                out = torch.from_numpy(gn)
+                return (out * go if batched else out, *none)
             # one chunked pass, the incoming gradient and the mean's 1/n folded in
             scale = go_value if ctx.denom is None else go_value / ctx.denom
             gn = _numpy.grad(z.numpy(), x.detach().numpy(), q if ctx.q_float is not None
@@ -366,7 +419,8 @@ def _make_reduced_function() -> Any:
                 np.multiply(gn, w.numpy(), out=gn)
             if m is not None:
                 np.multiply(gn, m.numpy(), out=gn)  # masked elements: z = x = 0, finite
-            return torch.from_numpy(gn), None, None, None, None, None, None
+            out = torch.from_numpy(gn)
+            return (out * go if batched else out, *none)
 
     return ReducedLoss
 
@@ -437,7 +491,8 @@ def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
     if _kernel_backend(x) != "numpy":
         return None
     others = [t for t in (z, q, weight, mask) if t is not None and not isinstance(t, float)]
-    if any(type(t) is not torch.Tensor or t.device != x.device for t in others):
+    if any(type(t) is not torch.Tensor or t.device != x.device or not plain_memory(t)
+           for t in others):
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in others):
         return None  # a gradient in labels or weights: the generic graph
@@ -454,13 +509,14 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False)
     import torch
 
     kind = _kernel_backend(x)
-    if kind is None or type(z) is not torch.Tensor:
+    if kind is None or type(z) is not torch.Tensor or not plain_memory(z):
         return None
     if kind == "triton":
         from . import _triton
 
         return _triton.loss(z, x, q)
-    if not isinstance(q, float) and (type(q) is not torch.Tensor or q.requires_grad):
+    if not isinstance(q, float) and (type(q) is not torch.Tensor or q.requires_grad
+                                     or not plain_memory(q)):
         return None
     if z.requires_grad or z.device != x.device:
         return None
@@ -474,9 +530,9 @@ def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array] | Non
     import torch
 
     kind = _kernel_backend(x)
-    if kind is None or kind == "triton" or type(z) is not torch.Tensor:
+    if kind is None or kind == "triton" or type(z) is not torch.Tensor or not plain_memory(z):
         return None  # (Triton: the generic grad_hess, one fusion under torch.compile too)
-    if not isinstance(q, float) and type(q) is not torch.Tensor:
+    if not isinstance(q, float) and (type(q) is not torch.Tensor or not plain_memory(q)):
         return None
     if (x.requires_grad or z.requires_grad or getattr(q, "requires_grad", False)) and \
             torch.is_grad_enabled():
