@@ -7,9 +7,11 @@ change of how namespaces are found is made in one place.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from array_api_compat import (
@@ -23,6 +25,7 @@ from array_api_compat import (
     is_dask_namespace,
     is_jax_array,
     is_jax_namespace,
+    is_lazy_array,
     is_numpy_array,
     is_numpy_namespace,
     is_torch_array,
@@ -33,6 +36,7 @@ from array_api_compat import (
 __all__ = [
     "array_namespace",
     "backend_name",
+    "counts_by_shape",
     "device",
     "is_array",
     "is_array_api_strict_namespace",
@@ -43,15 +47,20 @@ __all__ = [
     "is_jax_array",
     "is_jax_namespace",
     "is_jax_tracer",
+    "is_lazy_array",
     "is_numpy_array",
     "is_numpy_namespace",
     "is_tf_namespace",
     "is_tf_tensor",
     "is_torch_array",
     "is_torch_namespace",
+    "layout_problem",
+    "name_scope",
     "namespace_of_module",
     "ready",
     "size",
+    "split_masked",
+    "torch_probes",
     "torch_state",
 ]
 
@@ -68,6 +77,32 @@ def is_array(x: object) -> bool:
     return (is_array_api_obj(x) and not isinstance(x, np.generic)) or is_tf_tensor(x)
 
 
+def name_scope(name: str | None, *arrays: Any) -> Any:
+    """TensorFlow's name scope for ``name=`` where the arrays are TensorFlow's (graphs
+    built with it keep their names, as with ``tf.nn``'s own ops); elsewhere nothing."""
+    import contextlib
+
+    if name is not None and any(is_tf_tensor(a) for a in arrays):
+        import tensorflow as tf
+
+        return tf.name_scope(name)
+    return contextlib.nullcontext()
+
+
+def layout_problem(x: Any) -> str | None:
+    """Why an array cannot be computed on as the dense array it stands for, with the
+    fix; None where it can. (PyTorch's sparse, MKL-DNN and nested tensors have no
+    elementwise view of their values.)"""
+    if is_torch_array(x):
+        import torch
+
+        if getattr(x, "is_nested", False):
+            return "a nested tensor; pass a dense tensor (e.g. x.to_padded_tensor(0.0))"
+        if x.layout is not torch.strided:
+            return f"a tensor of layout {x.layout}; pass a dense tensor (x.to_dense())"
+    return None
+
+
 def is_jax_tracer(x: object) -> bool:
     """True for a JAX tracer (inside ``jit``, ``grad``, ``vmap``...): no concrete values."""
     jax = sys.modules.get("jax")
@@ -79,6 +114,26 @@ def is_jax_tracer(x: object) -> bool:
 def is_tf_namespace(xp: object) -> bool:
     """wce_xp's TensorFlow namespace (array-api-compat has none for TensorFlow)."""
     return getattr(xp, "__name__", "") == "wce_xp._tf"
+
+
+def counts_by_shape(xp: ModuleType) -> bool:
+    """Whether an array of this namespace holds every element its shape names, with
+    every extent known while its values are computed: the libraries wce_xp tests by
+    name. Any other library (masked arrays, lazy graphs with unknown extents) gets
+    its counts as sums of ones, which respect what it leaves out."""
+    return bool(is_numpy_namespace(xp) or is_cupy_namespace(xp) or is_torch_namespace(xp)
+                or is_jax_namespace(xp) or is_dask_namespace(xp) or is_tf_namespace(xp)
+                or is_array_api_strict_namespace(xp))
+
+
+def split_masked(value: Any) -> tuple[Any, Any]:
+    """``(data, keep)`` for a NumPy masked array with masked elements (``keep`` False
+    there); ``(value, None)`` for anything else. A masked array's hidden data must
+    never reach a loss: its mask becomes part of ``mask=``."""
+    if isinstance(value, np.ma.MaskedArray):
+        hidden = np.ma.getmaskarray(value)
+        return np.asarray(value.data), (~hidden if hidden.any() else None)
+    return value, None
 
 
 def namespace_of_module(xp: Any) -> ModuleType:
@@ -141,28 +196,75 @@ def backend_name(xp: ModuleType) -> str:
     return getattr(xp, "__name__", "unknown")
 
 
+class TorchProbes(NamedTuple):
+    """PyTorch's tracing and transform state, as functions (loaded once).
+
+    Each private internal is read here only, with the reason, and falls back to the
+    answer that takes the generic, differentiable code where it is missing (slower,
+    never wrong). tests/test_compat.py fails if any changes meaning.
+    """
+
+    #: inside ``torch.compile``'s trace (public from torch 2.3; dynamo's own before)
+    compiling: Callable[[], bool]
+    #: inside ``torch.jit.trace`` (public): values read there become constants
+    jit_tracing: Callable[[], bool]
+    #: a tensor wrapped by a ``torch.func`` transform (vmap, grad, jvp): private, no
+    #: public equivalent; missing, every tensor counts as wrapped
+    wrapped: Callable[[Any], bool]
+    #: a ``torch.func`` transform active anywhere on this thread (private; missing:
+    #: always active), where autograd Functions without a functorch rule are refused
+    transforms_active: Callable[[], bool]
+    #: forward-mode AD active (``torch.autograd.forward_ad``'s level, private; missing:
+    #: always active): native kernels see raw memory and would lose the tangents
+    forward_ad: Callable[[], bool]
+
+
+def _always(*_: Any) -> bool:
+    return True
+
+
+@functools.cache
+def torch_probes() -> TorchProbes:
+    """The probes of :class:`TorchProbes` for the installed PyTorch."""
+    import torch
+    import torch.autograd.forward_ad as fwad
+
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if compiling is None:  # pragma: no cover - torch < 2.3
+        dynamo = importlib.import_module("torch._dynamo")
+        compiling = getattr(dynamo, "is_compiling", None) or _always
+    functorch = getattr(torch._C, "_functorch", None)
+    wrapped = getattr(functorch, "is_functorch_wrapped_tensor", None) or _always
+    active = getattr(torch._C, "_are_functorch_transforms_active", None) or _always
+    if isinstance(getattr(fwad, "_current_level", None), int):
+        def forward_ad() -> bool:
+            return bool(fwad._current_level >= 0)
+    else:  # pragma: no cover - the level moved
+        forward_ad = _always
+    return TorchProbes(compiling=compiling, jit_tracing=torch.jit.is_tracing,
+                       wrapped=wrapped, transforms_active=active, forward_ad=forward_ad)
+
+
 def torch_state(tensors: list[Any]) -> tuple[bool, bool]:
     """``(traced, native_ok)`` for a call on PyTorch tensors.
 
-    Traced: inside ``torch.compile`` (no values; dynamo must see only torch ops) or a
-    ``torch.func`` transform (``vmap``/``grad``/``jvp`` wrap tensors; data-dependent
-    Python control flow is an error there). Native kernels also need plain tensors
-    and no active forward-mode AD level (``torch.autograd.forward_ad``): the NumPy and
-    CuPy kernels see raw memory, so tangents would be lost; and no active ``torch.func``
+    Traced: inside ``torch.compile`` or ``torch.jit.trace`` (no values; only torch ops
+    may be recorded) or a ``torch.func`` transform (``vmap``/``grad``/``jvp`` wrap
+    tensors; data-dependent Python control flow is an error there). Native kernels
+    also need plain tensors and no active forward-mode AD level: the NumPy and CuPy
+    kernels see raw memory, so tangents would be lost; and no active ``torch.func``
     transform even where these tensors are not its (the native autograd Functions
     have no functorch rule, which PyTorch requires there).
     """
     import torch
 
-    if torch.compiler.is_compiling():
+    p = torch_probes()
+    if p.compiling() or p.jit_tracing():
         return True, False
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    if any(wrapped(t) for t in tensors):
+    if any(p.wrapped(t) for t in tensors):
         return True, False
-    import torch.autograd.forward_ad as fwad
-
     # (plain tensors under an active transform, captured by the function it maps: the
     # values are there, but autograd Functions without a functorch rule are refused)
-    native = (fwad._current_level < 0 and all(type(t) is torch.Tensor for t in tensors)
-              and not torch._C._are_functorch_transforms_active())
+    native = (not p.forward_ad() and all(type(t) is torch.Tensor for t in tensors)
+              and not p.transforms_active())
     return False, native

@@ -141,22 +141,24 @@ def pos_weight_from_labels(
         if m.dtype != ns.bool:
             raise TypeError(f"mask: expected a boolean array (True = keep), got dtype {m.dtype}")
         _check_broadcast("mask", tuple(m.shape), tuple(z.shape))
-        z = ns.where(m, z, 0.0)
-        one_minus = ns.where(m, one_minus, 0.0)
+        z = _core.where(m, z, 0.0, xp=ns)
+        one_minus = _core.where(m, one_minus, 0.0, xp=ns)
     acc = accumulation_dtype(ctx, z.dtype)
     pos = ns.sum(z, axis=axes, dtype=acc)
     neg = ns.sum(one_minus, axis=axes, dtype=acc)
     none = pos == 0
     if not ctx.traced and not ctx.on_device:  # the check reads values: host arrays only
-        missing = ns.nonzero(ns.reshape(none, (-1,)))[0]
-        n_missing = int(missing.shape[0])
+        # counted with a sum, not nonzero(): libraries without data-dependent shapes
+        # (sparse arrays, array-api-strict's option) have no nonzero
+        flat = ns.reshape(none, (-1,))
+        n_missing = int(ns.sum(ns.astype(flat, ns.int64)))
         if n_missing:
-            idx = [int(missing[i]) for i in range(min(n_missing, 20))]
+            idx = [i for i in range(int(flat.shape[0])) if bool(flat[i])][:20]
             raise ValueError(
                 f"labels: class(es) {idx}{' ...' if n_missing > 20 else ''} "
                 "have no positive label, so negatives/positives is infinite"
             )
-    ratio = neg / ns.where(none, 1.0, pos)
+    ratio = neg / _core.where(none, 1.0, pos, xp=ns)
     # no positives: +inf, or NaN where the class has no labelled element at all
     undefined = ns.where(neg == 0, ns.full_like(neg, math.nan), ns.full_like(neg, math.inf))
     return ns.astype(ns.where(none, undefined, ratio), z.dtype)

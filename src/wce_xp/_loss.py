@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _dispatch, _express
+from . import _compat, _dispatch, _express
 from ._generic import _core
 from ._validation import (
     REDUCTIONS,
     Inputs,
-    as_float,
+    as_option,
     check_reduction,
     check_values,
     finish,
@@ -49,10 +49,10 @@ def _resolve_labels(labels: Any, targets: Any) -> Any:
 def _family(
     inp: Inputs,
     *,
-    label_smoothing: float,
+    label_smoothing: Any,
     reduction: str,
     axis: Axis,
-    focal: tuple[float, float | None] | None = None,
+    focal: tuple[Any, Any] | None = None,
 ) -> Array:
     """Smoothing, the elementwise loss, weights and the reduction, in that order (masked
     elements were zeroed by :func:`prepare`)."""
@@ -67,7 +67,7 @@ def _family(
         out = _numpy.loss(z, x, inp.q, weight=inp.weight, mask=mask, smoothing=label_smoothing,
                           focal=focal, reduction=reduction, axes=axes, nonneg=inp.nonneg)
         return finish(inp, out)
-    if label_smoothing:
+    if not isinstance(label_smoothing, float) or label_smoothing:  # (an array: traced)
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if inp.pending is not None:  # eager TensorFlow: the checks inside the compiled call
         from ._native import _tf as native_tf
@@ -91,10 +91,11 @@ def _family(
     if focal is not None:
         loss = _core.focal_loss(z, x, inp.q, focal[0], focal[1], xp=xp, ce=loss)
     if mask is not None:
-        loss = xp.where(mask, loss, 0.0)
+        loss = _core.where(mask, loss, 0.0, xp=xp)
     out = _core.reduce_loss(
         loss, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
         acc_dtype=inp.acc_dtype, block=_dispatch.sum_block(xp),
+        count_by_sum=not _compat.counts_by_shape(xp),
     )
     return finish(inp, out)
 
@@ -138,7 +139,8 @@ def weighted_cross_entropy_with_logits(
         Weight ``q ≥ 0`` of the positive term, a scalar or an array broadcasting to
         the logits (one value per class along the last axis is the common case).
     name : str, optional
-        Ignored; accepted for TensorFlow compatibility.
+        On TensorFlow, the name scope of the operations (as ``tf.nn``'s ``name=``);
+        ignored elsewhere.
     weight : float or array, optional
         Per-element, per-sample or per-class weights ``≥ 0`` broadcasting to the logits.
         A zero weight drops the element (its contribution is 0 even if its loss is inf).
@@ -209,7 +211,7 @@ def weighted_cross_entropy_with_logits(
     >>> out[0].round(6)  # the last digit of float32 may differ between builds by an ulp
     array([1.288793, 0.974077, 1.241154], dtype=float32)
     """
-    if pos_weight is not None and not label_smoothing:
+    if pos_weight is not None and type(label_smoothing) is float and not label_smoothing:
         out = _try_express(labels, logits, pos_weight, validate, reduction, targets, weight, mask,
                        axis, xp)
         if out is not None:
@@ -218,11 +220,12 @@ def weighted_cross_entropy_with_logits(
     if pos_weight is None:
         raise TypeError("pos_weight: required (use sigmoid_cross_entropy_with_logits for q = 1)")
     reduction = check_reduction(reduction)
-    s = as_float("label_smoothing", label_smoothing, hi=1.0)
-    inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
-                  mask=mask, xp=xp, validate=validate, chunked=True,
-                  defer_checks=True)
-    return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
+    s = as_option("label_smoothing", label_smoothing, hi=1.0)
+    with _compat.name_scope(name, logits, labels):
+        inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
+                      mask=mask, xp=xp, validate=validate, chunked=True,
+                      defer_checks=True)
+        return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
 
 
 def sigmoid_cross_entropy_with_logits(
@@ -255,18 +258,19 @@ def sigmoid_cross_entropy_with_logits(
     ...     labels=np.array([1.0, 0.0]), logits=np.array([0.0, -800.0]))
     array([0.69314718, 0.        ])
     """
-    if not label_smoothing:
+    if type(label_smoothing) is float and not label_smoothing:
         out = _try_express(labels, logits, None, validate, reduction, targets, weight, mask, axis,
                        xp)
         if out is not None:
             return out
     labels = _resolve_labels(labels, targets)
     reduction = check_reduction(reduction)
-    s = as_float("label_smoothing", label_smoothing, hi=1.0)
-    inp = prepare(labels=labels, logits=logits, weight=weight, mask=mask, xp=xp,
-                  validate=validate, chunked=True,
-                  defer_checks=True)
-    return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
+    s = as_option("label_smoothing", label_smoothing, hi=1.0)
+    with _compat.name_scope(name, logits, labels):
+        inp = prepare(labels=labels, logits=logits, weight=weight, mask=mask, xp=xp,
+                      validate=validate, chunked=True,
+                      defer_checks=True)
+        return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
 
 
 def binary_cross_entropy_with_logits(
@@ -387,13 +391,13 @@ def sigmoid_focal_loss(
     array([4.50890709e-04, 1.23755863e+00])
     """
     reduction = check_reduction(reduction)
-    g = as_float("gamma", gamma)
-    a = None if alpha is None else as_float("alpha", alpha, hi=1.0)
-    s = as_float("label_smoothing", label_smoothing, hi=1.0)
+    g = as_option("gamma", gamma)
+    a = None if alpha is None else as_option("alpha", alpha, hi=1.0)
+    s = as_option("label_smoothing", label_smoothing, hi=1.0)
     inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
                   mask=mask, xp=xp, validate=validate, chunked=True,
                   defer_checks=True)
-    if g == 0.0 and a is None:
+    if isinstance(g, float) and g == 0.0 and a is None:
         return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
     return _family(inp, label_smoothing=s, reduction=reduction, axis=axis, focal=(g, a))
 

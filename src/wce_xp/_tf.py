@@ -18,6 +18,8 @@ from typing import Any
 import tensorflow as tf
 
 __array_api_version__ = "2023.12"
+# where() takes Python scalars on either side, as the 2024.12 standard allows
+WHERE_TAKES_SCALARS = True
 
 Array = Any
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _compat, _dispatch
 from ._compat import array_namespace, backend_name
+from ._generic import _core
 
 Array = Any
 
@@ -113,6 +114,21 @@ class Context:
     on_device: bool
 
 
+def _check_devices(named: dict[str, Any], kinds: dict[str, str], lib: str, dev: Any) -> None:
+    """Every array argument on the logits' device, or an error naming each argument
+    and its device (the libraries' own errors name neither)."""
+    where = {}
+    for name, k in kinds.items():
+        if k == lib:
+            try:
+                where[name] = _compat.device(named[name])
+            except Exception:  # no device to read (a tracer): nothing to compare
+                return
+    if any(d != dev for d in where.values()):
+        listed = ", ".join(f"{name} on {d}" for name, d in where.items())
+        raise ValueError(f"arrays on different devices: {listed}; move them to one device")
+
+
 def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
     """The namespace, device and tracing state of one call's arguments."""
     libs = {k for k in kinds.values() if k not in (SCALAR, OTHER)}
@@ -143,6 +159,8 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
         x = named.get("logits", arrays[0])
         x = x if kind_of(x) == lib else arrays[0]
         dev = x.device if lib == "tensorflow" else _compat.device(x)
+        if len(arrays) > 1 and lib != "tensorflow":  # (TensorFlow places ops itself)
+            _check_devices(named, kinds, lib, dev)
     traced, native, on_device = False, True, False
     if lib == "torch":
         traced, native = _compat.torch_state(arrays)
@@ -162,6 +180,10 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
         on_device = "GPU" in str(dev or "").upper()
     elif lib == "cupy":
         on_device = True
+    elif lib not in ("numpy", "array_api_strict"):
+        # a library wce_xp does not name: lazy arrays (an ONNX graph being built, say)
+        # have no values to check yet, and are treated like traced ones
+        traced = any(_compat.is_lazy_array(a) for a in arrays)
     if not traced:
         ns = _compat.ready(ns)
     # generic_only() (tests, benchmarks) switches every native path off, checks included
@@ -212,6 +234,10 @@ def _native_numpy(a: Array) -> Array:
 
 def _as_array(name: str, value: Any, kind: str, ctx: Context) -> Array:
     xp = ctx.xp
+    if kind not in (SCALAR, OTHER):
+        problem = _compat.layout_problem(value)
+        if problem is not None:
+            raise TypeError(f"{name}: {problem}")
     if kind == ctx.lib:
         if kind == "numpy":
             return _native_numpy(value)
@@ -246,6 +272,28 @@ def as_float(name: str, value: Any, *, lo: float = 0.0, hi: float = math.inf) ->
     if not lo <= f <= hi:
         raise ValueError(f"{name}: expected a number in [{lo}, {hi}], got {f}")
     return f
+
+
+def as_option(name: str, value: Any, *, lo: float = 0.0, hi: float = math.inf) -> Any:
+    """A number option (``gamma``, ``alpha``, ``label_smoothing``): a Python float in
+    [lo, hi], or a 0-d array as given where its value cannot be read (a tracer under
+    ``jax.jit``, which traces such options as arrays, as optax does); concrete 0-d
+    arrays are read and checked like numbers."""
+    if _scalar(value) is not None or not _compat.is_array(value):
+        return as_float(name, value, lo=lo, hi=hi)
+    if tuple(value.shape) != ():
+        raise TypeError(f"{name}: expected a real number or a 0-d array, got an array of "
+                        f"shape {tuple(value.shape)}")
+    # (array-api-compat calls every JAX array lazy; only tracers lack values)
+    lazy = _compat.is_jax_tracer(value) if _compat.is_jax_array(value) else \
+        _compat.is_lazy_array(value)
+    if lazy:
+        return value  # no value to check: used as it is, in the computation
+    try:
+        f = float(value)
+    except Exception:  # a value that cannot be read here (traced by another library)
+        return value
+    return as_float(name, f, lo=lo, hi=hi)
 
 
 def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> str:
@@ -294,6 +342,26 @@ def _autocast_float32(ctx: Context, dtype: Any) -> bool:
         return bool(torch.is_autocast_enabled())
 
 
+def _honour_masked(labels: Any, logits: Any, mask: Any, labels_name: str,
+                   logits_name: str) -> tuple[Any, Any, Any]:
+    """Labels or logits given as masked arrays: their data, and their masked elements
+    left out through ``mask`` (combined with any given), never computed from the
+    hidden data."""
+    labels, keep_z = _compat.split_masked(labels)
+    logits, keep_x = _compat.split_masked(logits)
+    keep = keep_z if keep_x is None else keep_x if keep_z is None else keep_z & keep_x
+    if keep is None:
+        return labels, logits, mask
+    if mask is None:
+        return labels, logits, keep
+    given = np.asarray(mask) if isinstance(mask, list | tuple) else mask
+    if not isinstance(given, np.ndarray) or given.dtype != np.bool_:
+        raise TypeError(
+            f"mask: expected a NumPy boolean array to combine with the masks of the "
+            f"masked {labels_name}/{logits_name}, got {type(mask).__name__}")
+    return labels, logits, given & keep
+
+
 def prepare(
     *,
     labels: Any,
@@ -327,6 +395,13 @@ def prepare(
     if logits is None:
         raise TypeError(f"{logits_name}: required")
     validate = check_validate(validate)
+    labels, logits, mask = _honour_masked(labels, logits, mask, labels_name, logits_name)
+    for name, value in (("pos_weight", pos_weight), ("weight", weight)):
+        if _compat.split_masked(value)[1] is not None:
+            raise TypeError(
+                f"{name}: a masked array with masked elements, which have no weight to "
+                f"give; fill them ({name}.filled(...)) or leave those elements out "
+                "with mask=")
     named = {"labels": labels, "logits": logits}
     if pos_weight is not None:
         named["pos_weight"] = pos_weight
@@ -400,8 +475,8 @@ def prepare(
             # Masked entries may hold NaN or inf (missing labels): replace them by 0
             # before any arithmetic or check, so that they reach neither the value nor
             # the gradient.
-            z = ns.where(m, z, 0.0)
-            x = ns.where(m, x, 0.0)
+            z = _core.where(m, z, 0.0, xp=ns)
+            x = _core.where(m, x, 0.0, xp=ns)
 
     may_read = bool(validate) and not ctx.traced and (not ctx.on_device or validate == "always")
     pending = None
@@ -490,7 +565,7 @@ def numpy_in_range(a: np.ndarray, lo: float, hi: float) -> bool:
     from ._native import _numpy as engine
 
     f = engine._fused_module
-    if f is not None and a.dtype in _C_CHECKED and a.flags.c_contiguous:
+    if f is not None and a.dtype in _C_CHECKED and engine.c_ready(a):
         return bool(f.within(a, lo, FINITE_MAX if hi == math.inf else hi))
     return bool(bounds_hold(np.min(a), np.max(a), lo, hi))
 

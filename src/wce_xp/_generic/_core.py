@@ -22,11 +22,39 @@ l·(log1p(exp(-|x|)) + max(-x, 0))`` subtracts two nearly equal numbers for
 
 from __future__ import annotations
 
+import functools
 import math
 from types import ModuleType
 from typing import Any
 
 Array = Any
+
+# The oldest revision of the standard this code is written against: the generic code
+# uses nothing newer (tests/test_foreign.py runs it on array-api-strict pinned there).
+MIN_API_VERSION = "2023.12"
+
+
+@functools.cache
+def _where_takes_scalars(xp: ModuleType) -> bool:
+    """Whether ``xp.where`` takes Python scalars: the standard allows it from 2024.12
+    (a namespace may also say so itself, as wce_xp's TensorFlow one does)."""
+    version = str(getattr(xp, "__array_api_version__", MIN_API_VERSION))
+    return version >= "2024.12" or bool(getattr(xp, "WHERE_TAKES_SCALARS", False))
+
+
+def where(cond: Array, a: Array | float, b: Array | float, *, xp: ModuleType) -> Array:
+    """``xp.where(cond, a, b)`` where ``a`` or ``b`` may be a Python number, on every
+    revision of the standard: for a namespace older than 2024.12 the number becomes a
+    0-d array of the other operand's dtype on its device (the result's dtype either
+    way)."""
+    a_num, b_num = isinstance(a, int | float), isinstance(b, int | float)
+    if (a_num or b_num) and not _where_takes_scalars(xp):
+        ref: Any = b if a_num else a
+        if a_num:
+            a = xp.asarray(a, dtype=ref.dtype, device=ref.device)
+        if b_num:
+            b = xp.asarray(b, dtype=ref.dtype, device=ref.device)
+    return xp.where(cond, a, b)
 
 def _neg_abs(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     """``(x >= 0, -|x|)`` with ``-|x|`` as a selection of ``-x`` and ``x``.
@@ -78,7 +106,7 @@ def weighted_loss(
     # |x| rather than the product keeps autograd finite there too ("double where");
     # a NaN logit still reaches the result through the log1p term, which is never guarded.
     t = lw * xp.log1p(xp.exp(u))
-    loss = c * xp.where(c == 0, 0.0, y) + t
+    loss = c * where(c == 0, 0.0, y, xp=xp) + t
     if zero_form == "select":
         # The same values (c·0 + t is t) with a selection as the last operation: XLA's
         # CPU compiler hands a reduction and the arithmetic just before it to a YNNPACK
@@ -88,7 +116,7 @@ def weighted_loss(
         # float32 elements, JAX's mean: 59 -> 32 ms (optax's 47 ms); elementwise and
         # grad unchanged or faster.
         return xp.where(c == 0, t, loss)
-    x0 = xp.where(x == 0, x, 0.0)
+    x0 = where(x == 0, x, 0.0, xp=xp)
     return loss + x0 * ((b - a) * 0.5 + (lw * 0.125) * x0)
 
 
@@ -125,7 +153,7 @@ def _log_or_neg_inf(t: Array, *, xp: ModuleType) -> Array:
     """log(t) with log(0) = -inf but never evaluated at 0: no warning on any backend
     (Dask runs the graph later, outside any error-state context), finite gradients."""
     pos = t > 0
-    return xp.where(pos, xp.log(xp.where(pos, t, 1.0)), -math.inf)
+    return where(pos, xp.log(where(pos, t, 1.0, xp=xp)), -math.inf, xp=xp)
 
 
 def log_one_minus_pt(z: Array, x: Array, *, xp: ModuleType) -> Array:
@@ -147,7 +175,7 @@ def log_one_minus_pt(z: Array, x: Array, *, xp: ModuleType) -> Array:
     small = xp.minimum(u, v)
     # big = -inf only if both are -inf: then 1 - p_t = 0. Keep the difference finite.
     both_inf = big == -math.inf
-    diff = xp.where(both_inf, 0.0, small) - xp.where(both_inf, 0.0, big)
+    diff = where(both_inf, 0.0, small, xp=xp) - where(both_inf, 0.0, big, xp=xp)
     # 1 - p_t ≤ 1 for labels in [0, 1]: rounding must not push the log above 0, so that
     # the modulating factor is ≤ 1 and the focal loss never exceeds the cross-entropy.
     return xp.minimum(big + xp.log1p(xp.exp(diff)), zero)
@@ -157,8 +185,8 @@ def focal_loss(
     z: Array,
     x: Array,
     q: Array | float,
-    gamma: float,
-    alpha: float | None,
+    gamma: float | Array,
+    alpha: float | Array | None,
     *,
     xp: ModuleType,
     ce: Array | None = None,
@@ -173,11 +201,11 @@ def focal_loss(
     """
     if ce is None:
         ce = weighted_loss(z, x, q, xp=xp)
-    if gamma != 0.0:
+    if not isinstance(gamma, float) or gamma != 0.0:  # (an array: a traced gamma)
         mod = xp.exp(gamma * log_one_minus_pt(z, x, xp=xp))
         ce_inf = xp.isinf(ce)
         lim = xp.where(x > 0, (1.0 - z) ** gamma, z**gamma)
-        finite_part = mod * xp.where(ce_inf, 0.0, ce)
+        finite_part = mod * where(ce_inf, 0.0, ce, xp=xp)
         ce = xp.where(ce_inf, lim * ce, finite_part)
     if alpha is not None:
         ce = (alpha * z + (1.0 - alpha) * (1.0 - z)) * ce
@@ -226,6 +254,7 @@ def reduce_loss(
     xp: ModuleType,
     acc_dtype: Any = None,
     block: int = 1,
+    count_by_sum: bool = False,
 ) -> Array:
     """Apply weights, a mask and a reduction to an elementwise loss.
 
@@ -242,13 +271,17 @@ def reduce_loss(
     in any order, is within ``(block - 1)·u`` of exact relative to the sum of their
     magnitudes (``u = 2^-24`` for float32: 4.2e-7 for 8 terms), and the accumulator
     reads ``block`` times fewer values (TensorFlow's XLA: 1.5x faster at 1e7 for 8).
+
+    ``count_by_sum``: the mean's count is a sum of ones rather than the extents of the
+    shape, for libraries whose arrays may leave elements out (masked arrays) or
+    whose extents may be unknown (lazy arrays).
     """
     if weight is not None:
         # A zero weight drops the element: 0 even where the loss is infinite (the
         # zero goes into the loss, not the product, so no 0·inf is ever formed).
-        loss = weight * xp.where(weight == 0, 0.0, loss)
+        loss = weight * where(weight == 0, 0.0, loss, xp=xp)
         if mask is not None:
-            loss = xp.where(mask, loss, 0.0)
+            loss = where(mask, loss, 0.0, xp=xp)
     if reduction == "none":
         return loss
     acc = loss.dtype if acc_dtype is None else acc_dtype
@@ -263,22 +296,28 @@ def reduce_loss(
         return total
     shape = loss.shape
     if reduction == "mean":
-        if mask is None:
-            n = 1
-            for ax in axes:
-                n *= shape[ax]
-            if n == 0:
+        size = _static_size([shape[ax] for ax in axes])
+        if not count_by_sum and mask is None and size is not None:
+            if size == 0:
                 return xp.full_like(total, math.nan)
-            return total / float(n)
-        # counts in integers: exact at any size (a float32 count stalls at 2**24)
-        count = xp.sum(xp.astype(xp.broadcast_to(mask, shape), xp.int64), axis=axes)
-        denom = xp.astype(count, acc)
+            return total / float(size)
+        if count_by_sum:
+            # ones_like keeps what the library itself leaves out (a masked array's
+            # mask) and needs no extent (lazy arrays may have unknown ones)
+            ones = xp.ones_like(loss)
+            if mask is not None:
+                ones = where(mask, ones, 0.0, xp=xp)
+            denom = xp.sum(ones, axis=axes, dtype=acc)
+        else:
+            # counts in integers: exact at any size (a float32 count stalls at 2**24)
+            count = xp.sum(xp.astype(xp.broadcast_to(mask, shape), xp.int64), axis=axes)
+            denom = xp.astype(count, acc)
     else:  # weighted_mean
         # weight·ones materializes the broadcast: a sum over a stride-0 view is
         # accumulated sequentially by some backends (torch: 1e-4 off at 1e5 elements)
         w = xp.ones_like(loss) if weight is None else weight * xp.ones_like(loss)
         if mask is not None:
-            w = xp.where(mask, w, 0.0)
+            w = where(mask, w, 0.0, xp=xp)
         denom = xp.sum(w, axis=axes, dtype=acc)
     empty = denom == 0
-    return xp.where(empty, math.nan, total / xp.where(empty, 1.0, denom))
+    return where(empty, math.nan, total / where(empty, 1.0, denom, xp=xp), xp=xp)
