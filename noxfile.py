@@ -13,7 +13,7 @@ import nox
 
 nox.options.sessions = [
     "lint", "numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "keras",
-    "boosting", "docs",
+    "boosting", "docs", "foreign", "oldest",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -121,6 +121,32 @@ def docs(session: nox.Session) -> None:
     for builder in ("html", "doctest"):
         session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", builder, "docs",
                     f"docs/_build/{builder}")
+
+
+@nox.session
+def foreign(session: nox.Session) -> None:
+    """Array libraries wce_xp never names (no code in src/wce_xp mentions them):
+    array-api-strict pinned to the oldest standard we claim (2023.12) and at its
+    newest, ndonnx eager and lazy, marray, pydata sparse, and NumPy's masked arrays."""
+    session.install("-e", ".[test]", "ndonnx", "marray", "sparse")
+    session.run("pytest", "tests/test_foreign.py", *session.posargs)
+
+
+# The floors in pyproject.toml, installed together: the oldest release of each
+# dependency that this platform can install (PyTorch: the CPU build on this disk).
+OLDEST = ["numpy==1.25.2", "array-api-compat==1.11", "jax==0.4.35", "jaxlib==0.4.35",
+          "dask[array]==2024.1.0", "distributed==2024.1.0", "array-api-strict==2.3"]
+
+
+@nox.session(python="3.11")
+def oldest(session: nox.Session) -> None:
+    """The suite against the oldest release of every dependency that pyproject.toml
+    allows (the floors it promises are the ones tested here)."""
+    _install_torch_cpu(session)
+    session.install(*OLDEST, "pytest>=8", "hypothesis>=6.100", "mpmath>=1.3")
+    session.install("--no-deps", "-e", ".")
+    backends = ("numpy", "array_api_strict", "torch", "jax", "dask")
+    session.run("pytest", *(f"--backend={b}" for b in backends), *session.posargs)
 
 
 @nox.session(default=False)

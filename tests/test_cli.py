@@ -704,9 +704,14 @@ def _ended_by(res, sig):
     assert res.stdout == ""
 
 
+# NumPy's C core (numpy._core from NumPy 2, numpy.core before)
+_NUMPY_CORE = ("numpy._core" if int(np.__version__.split(".")[0]) >= 2
+               else "numpy.core") + "._multiarray_umath"
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("target", [
-    "numpy._core._multiarray_umath",  # NumPy turns an interrupt there into an ImportError
+    _NUMPY_CORE,  # NumPy turns an interrupt there into an ImportError
     "argparse", "wce_xp._loss", "wce_xp._io"])
 def test_signal_while_the_command_line_loads(files, sig, target):
     d, *_ = files

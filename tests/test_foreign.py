@@ -126,9 +126,9 @@ def test_strict_without_data_dependent_shapes():
 def test_strict_arrays_on_two_devices_name_the_arguments(strict):
     xs = strict
     other = xs.Device("device1")
-    with pytest.raises(ValueError, match="different devices: labels on .*device1.*logits on"):
+    with pytest.raises(ValueError, match=r"different devices: labels on .*device1.*logits on"):
         wce_xp.sigmoid_cross_entropy_with_logits(xs.asarray(Z, device=other), xs.asarray(X))
-    with pytest.raises(ValueError, match="weight on .*device1.*move them to one device"):
+    with pytest.raises(ValueError, match=r"weight on .*device1.*move them to one device"):
         wce_xp.sigmoid_cross_entropy_with_logits(xs.asarray(Z), xs.asarray(X),
                                                  weight=xs.asarray(W, device=other))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -58,11 +59,40 @@ __all__ = [
     "name_scope",
     "namespace_of_module",
     "ready",
+    "require_supported",
     "size",
     "split_masked",
     "torch_probes",
     "torch_state",
 ]
+
+
+# The oldest release of each backend that the test matrix runs (``nox -s oldest``): an
+# older one is refused at its first call rather than risk a silent error (older
+# PyTorch under torch.compile lost the gradient of a reduction without a word).
+OLDEST = {"torch": (2, 13), "jax": (0, 4, 35)}
+
+
+@functools.cache
+def _version_ok(lib: str) -> bool:
+    floor = OLDEST.get(lib)
+    module = sys.modules.get(lib)
+    if floor is None or module is None:
+        return True
+    text = str(getattr(module, "__version__", "")).split("+")[0]
+    got = tuple(int(p) for p in re.findall(r"\d+", text)[:len(floor)])
+    return not got or got >= floor
+
+
+def require_supported(lib: str) -> None:
+    """Raise ImportError where the installed release of a backend is older than the
+    oldest one wce_xp is tested with."""
+    if not _version_ok(lib):
+        floor = ".".join(map(str, OLDEST[lib]))
+        found = getattr(sys.modules[lib], "__version__", "?")
+        raise ImportError(
+            f"wce_xp needs {lib} >= {floor}, the oldest release its tests run on; "
+            f"found {lib} {found}: upgrade it (pip install '{lib}>={floor}')")
 
 
 def is_tf_tensor(x: object) -> bool:

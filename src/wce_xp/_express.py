@@ -121,8 +121,9 @@ def _torch() -> tuple[Any, ...]:
     if _torch_types is None:
         import torch
 
-        from ._compat import torch_probes
+        from ._compat import require_supported, torch_probes
 
+        require_supported("torch")
         _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, torch,
                         torch_probes())
     return _torch_types

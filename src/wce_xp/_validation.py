@@ -59,6 +59,7 @@ def _classify_type(value: Any) -> str:
     except TypeError:
         return OTHER
     lib = backend_name(ns)
+    _compat.require_supported(lib)
     _NS.setdefault(lib, ns)
     return lib
 
@@ -124,7 +125,8 @@ def _check_devices(named: dict[str, Any], kinds: dict[str, str], lib: str, dev: 
                 where[name] = _compat.device(named[name])
             except Exception:  # no device to read (a tracer): nothing to compare
                 return
-    if any(d != dev for d in where.values()):
+    # (a tracer may report no device: None compares with nothing)
+    if dev is not None and any(d is not None and d != dev for d in where.values()):
         listed = ", ".join(f"{name} on {d}" for name, d in where.items())
         raise ValueError(f"arrays on different devices: {listed}; move them to one device")
 

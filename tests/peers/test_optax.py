@@ -158,3 +158,29 @@ def test_extreme_logits_finite_gradients(xp, device, backend):
         hess = torch.autograd.functional.hessian(lambda v: loss(v).sum(),
                                                  make(xp, device, logits))
         assert np.isfinite(to_numpy(hess)).all()
+
+
+def test_jit_traces_gamma_alpha_and_smoothing():
+    """optax's tests call ``jax.jit(sigmoid_focal_loss)``, which traces ``gamma`` and
+    ``alpha`` as arrays: they are taken as such (and checked where concrete)."""
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    logits = jnp.asarray(YS, jnp.float32)
+    labels = jnp.asarray(TS, jnp.float32)
+    for gamma, alpha in ((2.0, 0.25), (0.0, None), (1.5, 0.9)):
+        got = jax.jit(wce_xp.sigmoid_focal_loss)(labels, logits, gamma=gamma, alpha=alpha)
+        want = wce_xp.sigmoid_focal_loss(labels, logits, gamma=gamma, alpha=alpha)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=RTOL)
+    smooth = jax.jit(lambda z, x, s: wce_xp.sigmoid_cross_entropy_with_logits(
+        z, x, label_smoothing=s))(labels, logits, 0.1)
+    np.testing.assert_allclose(
+        np.asarray(smooth),
+        np.asarray(wce_xp.sigmoid_cross_entropy_with_logits(labels, logits,
+                                                             label_smoothing=0.1)),
+        rtol=RTOL)
+    # a derivative in gamma, through the traced option
+    dg = jax.grad(lambda g: wce_xp.sigmoid_focal_loss(labels, logits, gamma=g,
+                                                      reduction="sum"))(2.0)
+    assert np.isfinite(float(dg))
+    with pytest.raises(ValueError, match=r"gamma: expected a number in \[0.0, inf\]"):
+        wce_xp.sigmoid_focal_loss(labels, logits, gamma=jnp.asarray(-1.0))

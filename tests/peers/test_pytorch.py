@@ -115,7 +115,13 @@ def test_bce_with_logits_has_correct_forward_grad():
     for reduction in ("sum", "mean", "none"):
         assert torch.autograd.gradcheck(
             lambda o, t, r=reduction: bce(o, t, reduction=r), (output, target),
-            check_forward_ad=True)
+            check_forward_ad=True, check_batched_grad=True)
+        # logits only requiring a gradient: the native autograd Functions, whose backward
+        # PyTorch runs under vmap for batched gradients
+        assert torch.autograd.gradcheck(
+            lambda o, r=reduction: bce(o, target.detach(), reduction=r), (output,),
+            check_forward_ad=True, check_batched_grad=True,
+            check_batched_forward_grad=True)
 
 
 def test_bce_with_logits_has_correct_grad_at_zero(xp, device, backend):
@@ -252,8 +258,10 @@ def test_opinfo_gradcheck_gradgradcheck_forward_ad(noncontiguous):
         def fn(i, t, kwargs=kwargs):
             return bce(i, t, **kwargs)
 
-        assert torch.autograd.gradcheck(fn, args, check_forward_ad=True)
-        assert torch.autograd.gradgradcheck(fn, args, check_fwd_over_rev=True)
+        assert torch.autograd.gradcheck(fn, args, check_forward_ad=True,
+                                        check_batched_grad=True)
+        assert torch.autograd.gradgradcheck(fn, args, check_fwd_over_rev=True,
+                                            check_batched_grad=True)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])

@@ -151,6 +151,30 @@ def test_weighted_construction_named():
     assert out.shape == (8,)
 
 
+@pytest.mark.parametrize("fn", ["sigmoid", "weighted"])
+def test_construction_named_in_a_graph(fn):
+    """testConstructionNamed as TensorFlow runs it: in a graph, the op carries the name
+    scope given as ``name=`` (``loss.op.name`` starts with it)."""
+    tf = pytest.importorskip("tensorflow")
+    name = {"sigmoid": "mylogistic", "weighted": "mybce"}[fn]
+
+    @tf.function
+    def build(z, x):
+        if fn == "sigmoid":
+            out = sce(labels=z, logits=x, name=name)
+        else:
+            out = wce(targets=z, logits=x, pos_weight=3.0, name=name)
+        assert out.name.startswith(f"{name}/"), out.name
+        return out
+
+    out = build(tf.constant(Y, tf.float64), tf.constant(X, tf.float64))
+    np.testing.assert_allclose(out.numpy(), sce(labels=np.array(Y, float),
+                                                logits=np.array(X, float))
+                               if fn == "sigmoid" else wce(targets=np.array(Y, float),
+                                                           logits=np.array(X, float),
+                                                           pos_weight=3.0), rtol=1e-12)
+
+
 # --- losses_test.py: SigmoidCrossEntropyLossTest (tf.compat.v1.losses) ----------------
 
 EYE_LOGITS = [[100.0, -100.0, -100.0], [-100.0, 100.0, -100.0], [-100.0, -100.0, 100.0]]

@@ -22,10 +22,11 @@ l·(log1p(exp(-|x|)) + max(-x, 0))`` subtracts two nearly equal numbers for
 
 from __future__ import annotations
 
-import functools
 import math
 from types import ModuleType
 from typing import Any
+
+from .._compat import device
 
 Array = Any
 
@@ -34,10 +35,11 @@ Array = Any
 MIN_API_VERSION = "2023.12"
 
 
-@functools.cache
 def _where_takes_scalars(xp: ModuleType) -> bool:
     """Whether ``xp.where`` takes Python scalars: the standard allows it from 2024.12
-    (a namespace may also say so itself, as wce_xp's TensorFlow one does)."""
+    (a namespace may also say so itself, as wce_xp's TensorFlow one does). Read on
+    every call: a namespace's revision can change at run time (array-api-strict's
+    flags)."""
     version = str(getattr(xp, "__array_api_version__", MIN_API_VERSION))
     return version >= "2024.12" or bool(getattr(xp, "WHERE_TAKES_SCALARS", False))
 
@@ -50,10 +52,11 @@ def where(cond: Array, a: Array | float, b: Array | float, *, xp: ModuleType) ->
     a_num, b_num = isinstance(a, int | float), isinstance(b, int | float)
     if (a_num or b_num) and not _where_takes_scalars(xp):
         ref: Any = b if a_num else a
+        dev = device(ref)  # (array-api-compat's: tracers have no .device of their own)
         if a_num:
-            a = xp.asarray(a, dtype=ref.dtype, device=ref.device)
+            a = xp.asarray(a, dtype=ref.dtype, device=dev)
         if b_num:
-            b = xp.asarray(b, dtype=ref.dtype, device=ref.device)
+            b = xp.asarray(b, dtype=ref.dtype, device=dev)
     return xp.where(cond, a, b)
 
 def _neg_abs(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -296,11 +299,13 @@ def reduce_loss(
         return total
     shape = loss.shape
     if reduction == "mean":
-        size = _static_size([shape[ax] for ax in axes])
-        if not count_by_sum and mask is None and size is not None:
-            if size == 0:
+        if not count_by_sum and mask is None:
+            n = 1
+            for ax in axes:  # (extents may be traced values: torch.jit.trace's)
+                n *= shape[ax]
+            if n == 0:
                 return xp.full_like(total, math.nan)
-            return total / float(size)
+            return total / float(n)
         if count_by_sum:
             # ones_like keeps what the library itself leaves out (a masked array's
             # mask) and needs no extent (lazy arrays may have unknown ones)

@@ -1,0 +1,140 @@
+"""The private framework internals read in ``wce_xp._compat`` still mean what we use
+them for. Each probe is checked where it must say yes and where it must say no: a
+PyTorch release that moves or changes one fails here, loudly, rather than silently
+sending traced or batched tensors to the native kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wce_xp import _compat
+from wce_xp._generic import _core
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def probes():
+    p = _compat.torch_probes()
+    # no probe may be the fallback that answers yes to everything here (the private
+    # internal it stands for went missing)
+    assert p.wrapped is not _compat._always
+    assert p.transforms_active is not _compat._always
+    assert p.forward_ad is not _compat._always
+    return p
+
+
+def test_eager_tensors_are_neither_traced_nor_wrapped(probes):
+    t = torch.ones(3)
+    assert not probes.compiling()
+    assert not probes.jit_tracing()
+    assert not probes.wrapped(t)
+    assert not probes.transforms_active()
+    assert not probes.forward_ad()
+    assert _compat.torch_state([t]) == (False, True)
+
+
+def test_vmap_wraps_tensors_and_is_active(probes):
+    seen = {}
+
+    def f(t):
+        seen["wrapped"] = probes.wrapped(t)
+        seen["active"] = probes.transforms_active()
+        seen["state"] = _compat.torch_state([t])
+        return t * 2
+
+    torch.func.vmap(f)(torch.ones(2, 3))
+    assert seen == {"wrapped": True, "active": True, "state": (True, False)}
+
+
+def test_grad_transform_is_active_for_captured_tensors(probes):
+    captured = torch.ones(3)
+    seen = {}
+
+    def f(t):
+        seen["captured_wrapped"] = probes.wrapped(captured)
+        seen["active"] = probes.transforms_active()
+        seen["state"] = _compat.torch_state([captured])
+        return (t * captured).sum()
+
+    torch.func.grad(f)(torch.ones(3))
+    assert seen == {"captured_wrapped": False, "active": True, "state": (False, False)}
+
+
+def test_forward_ad_level(probes):
+    import torch.autograd.forward_ad as fwad
+
+    with fwad.dual_level():
+        assert probes.forward_ad()
+    assert not probes.forward_ad()
+
+
+def test_jit_tracing(probes):
+    seen = []
+
+    def f(t):
+        seen.append(probes.jit_tracing())
+        return t + 1
+
+    torch.jit.trace(f, (torch.ones(2),), check_trace=False)
+    assert seen == [True]
+
+
+def test_compiling(probes):
+    seen = []
+
+    def f(t):
+        seen.append(probes.compiling())
+        return t + 1
+
+    try:
+        torch.compile(f, backend="eager")(torch.ones(2))
+    except Exception as exc:  # pragma: no cover - no compiler for this platform
+        pytest.skip(f"torch.compile unavailable: {exc}")
+    assert seen and all(seen)
+
+
+def test_layout_problems_name_the_fix():
+    assert _compat.layout_problem(torch.ones(2)) is None
+    assert _compat.layout_problem(np.ones(2)) is None
+    assert "to_dense" in _compat.layout_problem(torch.ones(2).to_sparse())
+
+
+def test_where_takes_numbers_on_every_revision():
+    xs = pytest.importorskip("array_api_strict")
+    with xs.ArrayAPIStrictFlags(api_version="2023.12"):
+        a = xs.asarray([1.0, 2.0], dtype=xs.float32)
+        out = _core.where(a > 1.5, a, 0.0, xp=xs)
+        assert out.dtype == xs.float32
+        np.testing.assert_array_equal(np.asarray(out._array), [0.0, 2.0])
+        out = _core.where(a > 1.5, -1.0, a, xp=xs)
+        np.testing.assert_array_equal(np.asarray(out._array), [1.0, -1.0])
+
+
+@pytest.mark.parametrize("call", ["express", "general"])
+def test_backends_older_than_the_tested_floor_are_refused(call):
+    import subprocess
+    import sys
+
+    options = "" if call == "express" else ", weight=torch.ones(2)"
+    code = ("import torch\n"
+            "torch.__version__ = '2.1.0'\n"
+            "import wce_xp\n"
+            "wce_xp.binary_cross_entropy_with_logits(torch.zeros(2), torch.zeros(2)"
+            f"{options})\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode != 0
+    assert "ImportError: wce_xp needs torch >= 2.13" in run.stderr
+
+
+def test_the_floors_match_the_package_metadata():
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # (Python 3.11 and newer)
+
+    meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = meta["project"]["optional-dependencies"]
+    for lib, floor in _compat.OLDEST.items():
+        assert f"{lib}>={'.'.join(map(str, floor))}" in extras[lib]
