@@ -135,7 +135,8 @@ def foreign(session: nox.Session) -> None:
 # The floors in pyproject.toml, installed together: the oldest release of each
 # dependency that this platform can install (PyTorch: the CPU build on this disk).
 OLDEST = ["numpy==1.25.2", "array-api-compat==1.11", "jax==0.4.35", "jaxlib==0.4.35",
-          "dask[array]==2024.1.0", "distributed==2024.1.0", "array-api-strict==2.3"]
+          "dask[array]==2024.1.0", "distributed==2024.1.0", "tensorflow-cpu==2.17.1",
+          "array-api-strict==2.3"]
 
 
 @nox.session(python="3.11")
@@ -145,7 +146,8 @@ def oldest(session: nox.Session) -> None:
     _install_torch_cpu(session)
     session.install(*OLDEST, "pytest>=8", "hypothesis>=6.100", "mpmath>=1.3")
     session.install("--no-deps", "-e", ".")
-    backends = ("numpy", "array_api_strict", "torch", "jax", "dask")
+    session.env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    backends = ("numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow")
     session.run("pytest", *(f"--backend={b}" for b in backends), *session.posargs)
 
 

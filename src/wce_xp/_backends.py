@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "cupy")
@@ -22,21 +24,29 @@ class BackendUnavailable(Exception):
     """The backend's library is not installed or cannot run here."""
 
 
-def _import_quietly(module: str) -> ModuleType:
-    """Import with file descriptor 2 closed to TensorFlow's C++ start-up lines (oneDNN
-    and absl notices, printed before its log level applies), which would break the
-    command line's one-line output. Python errors still raise as usual."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def native_stderr_closed() -> Iterator[None]:
+    """File descriptor 2 closed to C++ log lines for the block: TensorFlow's start-up
+    notices (oneDNN, absl) at import and, in releases that log before absl is set up
+    (2.16, 2.17), XLA's at its first compilation; they would break the command line's
+    one-line output. Python errors still raise as usual."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        return importlib.import_module(module)
+        yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _import_quietly(module: str) -> ModuleType:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_closed():
+        return importlib.import_module(module)
 
 
 def has_nvidia_gpu() -> bool:

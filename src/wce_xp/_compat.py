@@ -70,7 +70,7 @@ __all__ = [
 # The oldest release of each backend that the test matrix runs (``nox -s oldest``): an
 # older one is refused at its first call rather than risk a silent error (older
 # PyTorch under torch.compile lost the gradient of a reduction without a word).
-OLDEST = {"torch": (2, 13), "jax": (0, 4, 35)}
+OLDEST = {"torch": (2, 13), "jax": (0, 4, 35), "tensorflow": (2, 17)}
 
 
 @functools.cache

@@ -48,6 +48,7 @@ def _classify_type(value: Any) -> str:
     if isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
         return SCALAR
     if _compat.is_tf_tensor(value):
+        _compat.require_supported("tensorflow")
         from . import _tf  # array-api-compat has no TensorFlow namespace: ours
 
         _NS.setdefault("tensorflow", _tf)

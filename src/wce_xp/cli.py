@@ -277,9 +277,13 @@ def _run_chunks(
         if args.backend == "dask":
             results = _run_dask(inputs, chunks, q, args, progress)
         else:
-            for i0, i1 in chunks:
-                results.append(_chunk_stats(inputs, i0, i1, q, args.label_smoothing,
-                                            args.backend, device))
+            for k, (i0, i1) in enumerate(chunks):
+                # the first chunk compiles TensorFlow's XLA call, whose C++ log lines
+                # some releases print whatever the log level
+                quiet = k == 0 and args.backend == "tensorflow"
+                with _backends.native_stderr_closed() if quiet else contextlib.nullcontext():
+                    results.append(_chunk_stats(inputs, i0, i1, q, args.label_smoothing,
+                                                args.backend, device))
                 progress.advance(i1 - i0)
     finally:
         progress.close()
