@@ -139,3 +139,14 @@ def test_the_floors_match_the_package_metadata():
     names = {"tensorflow": "tensorflow-cpu"}  # (the extra installs TensorFlow's CPU package)
     for lib, floor in _compat.OLDEST.items():
         assert f"{names.get(lib, lib)}>={'.'.join(map(str, floor))}" in extras[lib]
+
+
+def test_view_base_is_the_viewed_tensor():
+    one = torch.tensor(2.5)
+    expanded = one.expand(3, 4)
+    assert _compat.view_base(expanded) is one
+    assert _compat.view_base(one) is None
+    from wce_xp._native._torch import _one_value
+
+    assert _one_value(expanded) == 2.5
+    assert _one_value((torch.tensor(2 + 3j).expand(3, 4)).real) == 2.0

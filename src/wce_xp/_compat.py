@@ -64,6 +64,7 @@ __all__ = [
     "split_masked",
     "torch_probes",
     "torch_state",
+    "view_base",
 ]
 
 
@@ -271,8 +272,18 @@ def torch_probes() -> TorchProbes:
             return bool(fwad._current_level >= 0)
     else:  # pragma: no cover - the level moved
         forward_ad = _always
-    return TorchProbes(compiling=compiling, jit_tracing=torch.jit.is_tracing,
+    # torch.jit.is_tracing's own C query, without its Python layer (scripting checks)
+    tracing = getattr(torch._C, "_is_tracing", None) or torch.jit.is_tracing
+    return TorchProbes(compiling=compiling, jit_tracing=tracing,
                        wrapped=wrapped, transforms_active=active, forward_ad=forward_ad)
+
+
+def view_base(t: Any) -> Any:
+    """The tensor a PyTorch view was made from, or None: ``Tensor._base`` (private, no
+    public equivalent; read by the backward pass to take the value of an incoming
+    gradient of one value broadcast without making a view of it; missing: None, and
+    the caller makes the view)."""
+    return getattr(t, "_base", None)
 
 
 def torch_state(tensors: list[Any]) -> tuple[bool, bool]:

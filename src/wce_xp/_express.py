@@ -125,7 +125,7 @@ def _torch() -> tuple[Any, ...]:
 
         require_supported("torch")
         _torch_types = (torch.Tensor, torch.float32, torch.float64, torch.bool, torch,
-                        torch_probes())
+                        torch_probes(), torch.strided)
     return _torch_types
 
 
@@ -133,7 +133,7 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
                reduction: str) -> Any:
     """The loss of one call on CPU tensors (through the native path's autograd Functions
     where the logits require a gradient), or None."""
-    tensor, f32, f64, tbool, torch, probes = _torch_types or _torch()
+    tensor, f32, f64, tbool, torch, probes, strided = _torch_types or _torch()
     x, z = logits, labels
     if type(z) is not tensor or type(x) is not tensor or _dispatch._FORCE_GENERIC:
         return None
@@ -152,33 +152,48 @@ def torch_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
     checked = _checked(validate)
     if checked is None:
         return None
-    native_torch = _native_torch or _load_native_torch()
-    # Detached aliases hold the storage the kernels read for the whole call, whatever
-    # another thread does to the caller's tensors meanwhile (x.set_(...)).
-    xd, zd = x.detach(), z.detach()
-    if not (native_torch.plain_memory(xd) and native_torch.plain_memory(zd)):
+    size = 4 if dt is f32 else 8
+    if not (_plain(x, strided, size) and _plain(z, strided, 1 if z.dtype is tbool else size)):
         return None
+    native_torch = _native_torch or _load_native_torch()
     if type(pos_weight) is tensor:  # PyTorch's own pos_weight: a CPU tensor, no gradient
         if (not pos_weight.is_cpu or pos_weight.requires_grad or probes.wrapped(pos_weight)
-                or pos_weight.dtype is not dt or not native_torch.plain_memory(pos_weight)):
+                or pos_weight.dtype is not dt or not _plain(pos_weight, strided, size)):
             return None
         if not pos_weight.dim():
             q: Any = _q(float(pos_weight), checked)
         else:
             qd = pos_weight.detach()
-            qn = _q_array(qd.numpy(), xd.numpy(), checked)
+            qn = _q_array(qd.numpy(), x.detach().numpy(), checked)
             q = qn if isinstance(qn, float) or qn is None else qd
     else:
         q = _q(pos_weight, checked)
-    if q is None or (checked and not native_torch.labels_in_unit(zd)):
+    if q is None or (checked and not native_torch.labels_in_unit(z)):
         return None
     if grad:  # the autograd Functions of the native path, without the front door
         if reduction == "none":
             return native_torch.apply_loss(z, x, q, checked)
         return native_torch.apply_reduced(z, x, q, reduction, checked)
-    threads = native_torch._threads(xd)  # (1 for a call the C kernels run on one thread)
+    threads = native_torch._threads(x)  # (1 for a call the C kernels run on one thread)
+    if type(q) is float:  # one C call on the tensors' memory (held for the call)
+        out = native_torch.plain_by_address(z, x, q, reduction, threads)
+        if out is not None:
+            return out
+    # Detached aliases hold the storage the kernels read for the whole call, whatever
+    # another thread does to the caller's tensors meanwhile (x.set_(...)).
+    xd, zd = x.detach(), z.detach()
     qe = q if isinstance(q, float) else q.numpy()
     return torch.from_numpy(_engine(zd.numpy(), xd.numpy(), qe, checked, reduction, threads))
+
+
+def _plain(t: Any, strided: Any, size: int) -> bool:
+    """The express lane's form of :func:`wce_xp._native._torch.plain_memory` for a
+    non-empty CPU tensor of a known element size: strided, no pending negation, real
+    storage aligned to ``size`` (conjugation is for complex tensors only)."""
+    if t.layout is not strided or t.is_neg():
+        return False
+    address = t.data_ptr()
+    return bool(address) and not address % size
 
 
 _native_torch: Any = None

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import _fork
+from .._compat import view_base
 from . import _numpy
 
 Array = Any
@@ -143,15 +144,40 @@ def _c_operands(z: Any, x: Any, q: Any) -> tuple[Any, ...] | None:
     f = _numpy._fused
     if f is None or type(q) is not float:
         return None
-    xd, zd = x.detach(), z.detach()
-    xc, zc = _code(xd), _code(zd)
-    n = xd.numel()
-    if (xc is None or xc == "?" or (zc != xc and zc != "?") or zd.numel() != n
-            or not xd.is_cpu or not zd.is_cpu or not xd.is_contiguous()
-            or not zd.is_contiguous() or not plain_memory(xd) or not plain_memory(zd)
-            or (n > _numpy.CHUNK and not f.POOL)):
+    xc, zc = _code(x), _code(z)
+    n = x.numel()
+    if (xc is None or xc == "?" or (zc != xc and zc != "?") or z.numel() != n
+            or not x.is_cpu or not z.is_cpu or (n > _numpy.CHUNK and not f.POOL)):
         return None
-    return (xd.data_ptr(), n, xc), (zd.data_ptr(), n, zc), q, (xd, zd)
+    xd, zd = x.detach(), z.detach()
+    # (the callers ruled out other layouts and pending negations: plain_memory)
+    xa, za = xd.data_ptr(), zd.data_ptr()
+    if (not xd.is_contiguous() or not zd.is_contiguous() or not xa or not za
+            or xa % _SIZES[xc] or za % _SIZES[zc]):
+        return None
+    return (xa, n, xc), (za, n, zc), q, (xd, zd)
+
+
+_SIZES = {"f": 4, "d": 8, "?": 1}
+
+
+def plain_by_address(z: Any, x: Any, q: float, reduction: str, threads: int) -> Any:
+    """The plain loss of CPU tensors without a gradient (``"none"``, or the float64
+    sum or mean over every element), by one C call on their memory; None where
+    :func:`_c_operands` declines them."""
+    import torch
+
+    c = _c_operands(z, x, q)
+    if c is None:
+        return None
+    *operands, _held = c  # (kept alive until the C call returns)
+    dt = _NP_DTYPES[c[0][2]]
+    if reduction == "none":
+        out = np.empty(x.shape, dt)
+        _numpy._fused.loss(*operands, out, threads)
+        return torch.from_numpy(out)
+    total = np.float64(_numpy._fused.loss_sum(*operands, threads))
+    return torch.from_numpy(np.asarray(total if reduction == "sum" else total / c[0][1], dt))
 
 
 _NP_DTYPES: dict[str, Any] = {"f": np.dtype(np.float32), "d": np.dtype(np.float64)}
@@ -165,8 +191,11 @@ def labels_in_unit(z: Any) -> bool:
         return True
     f = _numpy._fused_module
     z = z.detach()  # (holds the storage read by address, as in _c_operands)
-    if f is not None and code is not None and z.is_contiguous() and plain_memory(z):
-        return bool(f.within((z.data_ptr(), z.numel(), code), 0.0, 1.0))
+    # (the callers ruled out other layouts and pending negations: plain_memory)
+    if f is not None and code is not None and z.is_contiguous():
+        address = z.data_ptr()
+        if address and not address % _SIZES[code]:
+            return bool(f.within((address, z.numel(), code), 0.0, 1.0))
     from .._express import _labels_ok
 
     return _labels_ok(z.detach().numpy())
@@ -239,18 +268,28 @@ def cupy_stream(x: Any) -> Any:
 
 
 def _batched(go: Any) -> bool:
-    """An incoming gradient whose values cannot be read: batched by ``vmap`` (PyTorch
+    """An incoming gradient without memory of its own: batched by ``vmap`` (PyTorch
     runs the backward pass under it for ``is_grads_batched=True``, batched gradient
-    checks and vectorized Jacobians) or otherwise without plain memory. Only tensor
-    operations apply to it: no value reads, no writes."""
-    return not plain_memory(go)
+    checks and vectorized Jacobians). Only tensor operations apply to it: no value
+    reads, no writes."""
+    try:
+        go.data_ptr()
+    except RuntimeError:
+        return True
+    return False
 
 
 def _one_value(go: Any) -> float:
     """The value of an incoming gradient known to hold one value broadcast (``.sum()``
-    and ``.mean()`` expand a 0-d tensor): its first element, read through the tensor
-    itself (a view's base may be of another dtype, e.g. ``.real`` of a complex)."""
-    return float(go if not go.dim() else go.as_strided((), ()))
+    and ``.mean()`` expand a 0-d tensor): the 0-d tensor it views where it is one of
+    its dtype (the common case, read without making a view), else its first element
+    through itself (a view's base may be of another dtype: ``.real`` of a complex)."""
+    if not go.dim():
+        return float(go)
+    base = view_base(go)
+    if base is not None and base.dtype == go.dtype and base.numel() == 1:
+        return float(base)
+    return float(go.as_strided((), ()))
 
 
 def _times(g: Any, go: Any) -> Any:
@@ -313,7 +352,8 @@ def _make_function() -> Any:
                 return None, go * grad_graph(z, x, q), None, None, None
             if g is not None:
                 return None, _times(g, go), None, None, None
-            plain = not _batched(go) and go.dtype == x.dtype and go.device == x.device
+            plain = (not _batched(go) and go.dtype == x.dtype and go.device == x.device
+                     and not go.is_neg())  # (.numpy() refuses a pending negation)
             if ctx.kind == "numpy" and plain:  # the incoming gradient in the kernel's pass
                 g = _numpy.grad(_np(z), _np(x), _np(q), scale=go.detach().numpy(),
                                 threads=_threads(x))
