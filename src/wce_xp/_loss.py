@@ -188,9 +188,14 @@ def weighted_cross_entropy_with_logits(
     (CuPy, CUDA tensors, JAX on a GPU) they run only with ``validate="always"``,
     because each read is a host-device synchronization that stalls a training loop;
     under a trace (``jax.jit``/``grad``/``vmap``, ``torch.compile``, ``torch.func``
-    transforms) and on Dask arrays they never run (there are no values to read, or
-    reading would compute the graph). Scalar options are always checked when
-    ``validate`` is true. Inputs are never modified.
+    transforms, ``torch.jit.trace``), on Dask arrays and on the lazy arrays of other
+    libraries (``array_api_compat.is_lazy_array``, e.g. ndonnx graphs) they never run
+    (there are no values to read, or reading would compute the graph). Scalar options
+    are always checked when ``validate`` is true. Inputs are never modified.
+
+    Any library implementing the array API standard 2023.12 or newer works. A masked
+    array's masked elements count nowhere (the mean's denominator included); the
+    masks of ``numpy.ma`` labels and logits join ``mask``.
 
     Under ``torch.autocast``, float16/bfloat16 logits give a float32 result, as
     PyTorch's own ``binary_cross_entropy_with_logits`` does. NumPy arrays of
