@@ -142,11 +142,25 @@ def test_the_floors_match_the_package_metadata():
 
 
 def test_view_base_is_the_viewed_tensor():
+    base_of = _compat.tensor_getters()[1]
+    assert base_of is not None
     one = torch.tensor(2.5)
     expanded = one.expand(3, 4)
-    assert _compat.view_base(expanded) is one
-    assert _compat.view_base(one) is None
+    assert base_of(expanded) is one
+    assert base_of(one) is None
     from wce_xp._native._torch import _one_value
 
     assert _one_value(expanded) == 2.5
     assert _one_value((torch.tensor(2 + 3j).expand(3, 4)).real) == 2.0
+
+
+def test_version_counts_inplace_changes_shared_by_aliases():
+    version_of = _compat.tensor_getters()[0]
+    assert version_of is not None
+    t = torch.zeros(3)
+    alias = t.detach()
+    v = version_of(alias)
+    assert isinstance(v, int)
+    t.add_(1.0)  # through the original: the alias's counter moves too
+    assert version_of(alias) == v + 1
+    assert version_of(t) == v + 1

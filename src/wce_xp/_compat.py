@@ -62,9 +62,9 @@ __all__ = [
     "require_supported",
     "size",
     "split_masked",
+    "tensor_getters",
     "torch_probes",
     "torch_state",
-    "view_base",
 ]
 
 
@@ -278,12 +278,28 @@ def torch_probes() -> TorchProbes:
                        wrapped=wrapped, transforms_active=active, forward_ad=forward_ad)
 
 
-def view_base(t: Any) -> Any:
-    """The tensor a PyTorch view was made from, or None: ``Tensor._base`` (private, no
-    public equivalent; read by the backward pass to take the value of an incoming
-    gradient of one value broadcast without making a view of it; missing: None, and
-    the caller makes the view)."""
-    return getattr(t, "_base", None)
+@functools.cache
+def tensor_getters() -> tuple[Callable[[Any], int] | None, Callable[[Any], Any] | None]:
+    """``(version_of, base_of)``: C-level getters of two private PyTorch tensor
+    attributes without a public equivalent, or None where PyTorch lacks one.
+
+    * ``Tensor._version``, the in-place modification counter autograd checks (shared
+      by views and aliases): the native backward passes make autograd's in-place check
+      with it instead of unpacking saved tensors; missing, they unpack them.
+    * ``Tensor._base``, the tensor a view was made from: the backward passes read an
+      incoming gradient of one value broadcast through it, without making a view;
+      missing, they make the view.
+    """
+    import operator
+
+    import torch
+
+    probe = torch.zeros(2)
+    version_of = operator.attrgetter("_version") \
+        if isinstance(getattr(probe, "_version", None), int) else None
+    base_of = operator.attrgetter("_base") \
+        if getattr(probe.expand(2, 2), "_base", None) is probe else None
+    return version_of, base_of
 
 
 def torch_state(tensors: list[Any]) -> tuple[bool, bool]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import _fork
-from .._compat import view_base
+from .._compat import tensor_getters
 from . import _numpy
 
 Array = Any
@@ -138,24 +138,32 @@ def _c_operands(z: Any, x: Any, q: Any) -> tuple[Any, ...] | None:
     """``(x, z, q, held)`` for one C call straight on the memory of contiguous CPU
     tensors (``(address, n, code)`` operands: no NumPy views), for a number ``q``;
     None where the caller must take the NumPy route (other operands, no C kernels, or
-    an array of several chunks without C threads). ``held``: detached aliases that own
-    the storage read by address; the caller keeps them until the C call returns, so
-    that another thread's ``x.set_(...)`` cannot free that memory under it."""
+    an array of several chunks without C threads). ``held``: the storages read by
+    address; the caller keeps them until the C call returns, so that another thread's
+    ``x.set_(...)`` cannot free that memory under it (an address outside the storage
+    held, after such a swap, is declined)."""
     f = _numpy._fused
     if f is None or type(q) is not float:
         return None
     xc, zc = _code(x), _code(z)
     n = x.numel()
     if (xc is None or xc == "?" or (zc != xc and zc != "?") or z.numel() != n
-            or not x.is_cpu or not z.is_cpu or (n > _numpy.CHUNK and not f.POOL)):
+            or not x.is_cpu or not z.is_cpu or (n > _numpy.CHUNK and not f.POOL)
+            or not x.is_contiguous() or not z.is_contiguous()):
         return None
-    xd, zd = x.detach(), z.detach()
     # (the callers ruled out other layouts and pending negations: plain_memory)
-    xa, za = xd.data_ptr(), zd.data_ptr()
-    if (not xd.is_contiguous() or not zd.is_contiguous() or not xa or not za
-            or xa % _SIZES[xc] or za % _SIZES[zc]):
+    xs, zs = x.untyped_storage(), z.untyped_storage()
+    xa, za = x.data_ptr(), z.data_ptr()
+    xn, zn = _SIZES[xc], _SIZES[zc]
+    if not (_inside(xs, xa, n * xn) and _inside(zs, za, n * zn)) or xa % xn or za % zn:
         return None
-    return (xa, n, xc), (za, n, zc), q, (xd, zd)
+    return (xa, n, xc), (za, n, zc), q, (xs, zs)
+
+
+def _inside(storage: Any, address: int, nbytes: int) -> bool:
+    """Whether ``nbytes`` at ``address`` lie in ``storage`` (and the address is real)."""
+    base = storage.data_ptr()
+    return bool(address) and base <= address and address + nbytes <= base + storage.nbytes()
 
 
 _SIZES = {"f": 4, "d": 8, "?": 1}
@@ -190,12 +198,12 @@ def labels_in_unit(z: Any) -> bool:
     if code == "?":
         return True
     f = _numpy._fused_module
-    z = z.detach()  # (holds the storage read by address, as in _c_operands)
     # (the callers ruled out other layouts and pending negations: plain_memory)
     if f is not None and code is not None and z.is_contiguous():
-        address = z.data_ptr()
-        if address and not address % _SIZES[code]:
-            return bool(f.within((address, z.numel(), code), 0.0, 1.0))
+        held = z.untyped_storage()  # (the memory read by address, as in _c_operands)
+        address, n = z.data_ptr(), z.numel()
+        if _inside(held, address, n * _SIZES[code]) and not address % _SIZES[code]:
+            return bool(f.within((address, n, code), 0.0, 1.0))
     from .._express import _labels_ok
 
     return _labels_ok(z.detach().numpy())
@@ -286,7 +294,8 @@ def _one_value(go: Any) -> float:
     through itself (a view's base may be of another dtype: ``.real`` of a complex)."""
     if not go.dim():
         return float(go)
-    base = view_base(go)
+    base_of = tensor_getters()[1]
+    base = None if base_of is None else base_of(go)
     if base is not None and base.dtype == go.dtype and base.numel() == 1:
         return float(base)
     return float(go.as_strided((), ()))
@@ -297,7 +306,11 @@ def _times(g: Any, go: Any) -> Any:
     holds) times the incoming gradient ``go``, in place where that is exact: nothing to
     do for ``.sum()``'s ones, one multiply by a number for any gradient of one value
     broadcast (``.mean()``), else one elementwise multiply."""
-    if _batched(go) or go.dtype != g.dtype or go.device != g.device or not g.numel():
+    try:
+        go.data_ptr()
+    except RuntimeError:  # batched (see _batched): tensor operations only
+        return go * g
+    if go.dtype != g.dtype or go.device != g.device or not g.numel():
         return go * g
     if go.dim() and any(go.stride()):  # a gradient of its own per element
         return g.mul_(go) if go.shape == g.shape else g * go
@@ -305,15 +318,23 @@ def _times(g: Any, go: Any) -> Any:
     return g if s == 1.0 else g.mul_(s)
 
 
-def _take(ctx: Any) -> Any:
-    """The gradient the forward pass left for the first backward pass, or None: taken
-    by one pass only (``list.pop`` is atomic, so of two backward passes through one
-    graph at once, as PyTorch allows with ``retain_graph=True``, one gets it and the
-    other recomputes)."""
-    try:
-        return ctx.g.pop()
-    except IndexError:
-        return None
+def _watch(z: Any, x: Any) -> tuple[Any, ...] | None:
+    """The tensors a forward pass read with their version counters, for
+    :func:`_unchanged`; None where PyTorch has no readable counter."""
+    version_of = tensor_getters()[0]
+    return None if version_of is None else (z, x, version_of(z), version_of(x))
+
+
+def _unchanged(ctx: Any) -> bool:
+    """Whether no tensor the forward pass read was modified in place since: PyTorch's
+    own check, made without unpacking the saved tensors (which costs a few µs a
+    step). False where it cannot tell: the caller then unpacks them, and PyTorch
+    raises its own error for a modified one."""
+    w = getattr(ctx, "watch", None)
+    version_of = tensor_getters()[0]
+    if w is None or version_of is None:
+        return False
+    return bool(version_of(w[0]) == w[2] and version_of(w[1]) == w[3])
 
 
 def _make_function() -> Any:
@@ -334,6 +355,7 @@ def _make_function() -> Any:
                     out, g = np.empty(x.shape, dt), np.empty(x.shape, dt)
                     _numpy._fused.loss_grad(*operands, 1.0, out, g, _threads(x))
                     ctx.g.append(torch.from_numpy(g))
+                    ctx.watch = _watch(z, x)
                     return torch.from_numpy(out)
                 both = _numpy.loss_and_grad(_np(z), _np(x), _np(q), _threads(x))
                 if both is not None:
@@ -343,10 +365,18 @@ def _make_function() -> Any:
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
-            # Unpacked first, always: PyTorch's check that no input was modified in
-            # place since the forward pass raises here, as for its own operations.
+            # The gradient the forward pass left, taken by one backward pass only:
+            # list.pop is atomic, so of two backward passes through one graph at once
+            # (retain_graph=True) one gets it and the other recomputes.
+            try:
+                g = ctx.g.pop()
+            except IndexError:
+                g = None
+            if g is not None and _unchanged(ctx) and not torch.is_grad_enabled():
+                return None, _times(g, go), None, None, None
+            # PyTorch's check that no input was modified in place since the forward
+            # pass raises here, as for its own operations
             z, x = ctx.saved_tensors
-            g = _take(ctx)
             q = ctx.q
             if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
                 return None, go * grad_graph(z, x, q), None, None, None
@@ -389,6 +419,7 @@ def _make_reduced_function() -> Any:
                 total = _numpy._fused.loss_sum_grad(
                     *operands, 1.0 if reduction == "sum" else 1.0 / n, g, _threads(x))
                 ctx.g.append(g)
+                ctx.watch = _watch(z, x)
                 ctx.save_for_backward(z, x)
                 ctx.q, ctx.w, ctx.m, ctx.q_float = False, False, False, q
                 ctx.denom = None if reduction == "sum" else float(n)
@@ -431,14 +462,19 @@ def _make_reduced_function() -> Any:
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
-            # Unpacked first, always (PyTorch's in-place modification check).
-            z, x, *rest = ctx.saved_tensors
-            gn = _take(ctx)
+            try:  # the forward's gradient, for one backward pass only (as above)
+                gn = ctx.g.pop()
+            except IndexError:
+                gn = None
+            none = (None,) * 6
+            if (gn is not None and _unchanged(ctx) and not torch.is_grad_enabled()
+                    and not _batched(go) and _one_value(go) == 1.0):
+                return (torch.from_numpy(gn), *none)  # computed by the forward pass
+            z, x, *rest = ctx.saved_tensors  # (PyTorch's in-place check raises here)
             it = iter(rest)
             q = next(it) if ctx.q else ctx.q_float
             w = next(it) if ctx.w else None
             m = next(it) if ctx.m else None
-            none = (None,) * 6
             if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
                 g = grad_graph(z, x, q)
                 if w is not None:
