@@ -31,6 +31,7 @@ focal factor, masks and weights use the generic code itself, on chunk-sized arra
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -232,9 +233,10 @@ def _check_environment() -> None:
     _default_threads()
 
 
+@functools.cache
 def max_threads() -> int:
-    """The most threads the engine runs: four per core this process may run on
-    (beyond the cores, threads only take turns)."""
+    """The most threads the engine runs: four per core this process may run on when
+    the engine is first used (beyond the cores, threads only take turns)."""
     return 4 * cores()
 
 
