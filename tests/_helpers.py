@@ -81,3 +81,42 @@ def assert_like(result: Any, xp: Any, dtype: Any, shape: tuple[int, ...], device
     assert tuple(result.shape) == tuple(shape), f"shape {tuple(result.shape)} != {shape}"
     if device is not None:
         assert device_of(result) == device, f"device {device_of(result)} != {device}"
+
+
+def sigmoid(x: Any) -> Any:
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def reference_loss(z: Any, x: Any, q: Any = 1.0, w: Any = None, m: Any = None, s: float = 0.0,
+                   gamma: float = 0.0, alpha: float | None = None, reduction: str = "none",
+                   axis: Any = None) -> Any:
+    """The documented semantics in float64 NumPy, by another route than the library's:
+    ``q·z·softplus(-x) + (1-z)·softplus(x)`` with ``np.logaddexp``."""
+    z = np.asarray(z, np.float64)
+    x = np.asarray(x, np.float64)
+    if m is not None:
+        z = np.where(m, z, 0.0)
+        x = np.where(m, x, 0.0)
+    z = z * (1 - s) + 0.5 * s
+    loss = q * z * np.logaddexp(0.0, -x) + (1 - z) * np.logaddexp(0.0, x)
+    if gamma:
+        one_minus_pt = z * sigmoid(-x) + (1 - z) * sigmoid(x)
+        loss = one_minus_pt**gamma * loss
+    if alpha is not None:
+        loss = (alpha * z + (1 - alpha) * (1 - z)) * loss
+    wb = np.ones_like(loss) if w is None else np.broadcast_to(w, loss.shape)
+    mb = np.ones(loss.shape, bool) if m is None else np.broadcast_to(m, loss.shape)
+    loss = np.where(mb, wb * loss, 0.0)
+    if reduction == "none":
+        return loss
+    total = loss.sum(axis=axis)
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        n = mb.sum(axis=axis)
+    else:
+        n = np.where(mb, wb, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n == 0, np.nan, total / np.where(n == 0, 1, n))

@@ -19,7 +19,7 @@ import pytest
 import wce_xp
 from wce_xp._native import _numpy as native_numpy
 
-from ._helpers import assert_like, device_of, make, to_numpy
+from ._helpers import assert_like, device_of, make, reference_loss, sigmoid, to_numpy
 
 BIG = 2 * native_numpy.CHUNK + 1234  # three chunks of the NumPy kernel
 
@@ -88,43 +88,6 @@ def _laid_out(xp, device, backend, base: np.ndarray, layout: str, dtype: str):
         return a.contiguous(memory_format=torch.channels_last)
     nhwc = _cast(xp, make(xp, device, np.ascontiguousarray(np.moveaxis(base, 1, -1))), dtype)
     return xp.permute_dims(nhwc, (0, 3, 1, 2))
-
-
-def _sigmoid(x):
-    with np.errstate(over="ignore"):
-        e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _ref(z, x, q=1.0, w=None, m=None, s=0.0, gamma=0.0, alpha=None, reduction="none",
-         axis=None):
-    """The documented semantics, in float64 NumPy."""
-    z = np.asarray(z, np.float64)
-    x = np.asarray(x, np.float64)
-    if m is not None:
-        z = np.where(m, z, 0.0)
-        x = np.where(m, x, 0.0)
-    z = z * (1 - s) + 0.5 * s
-    loss = q * z * np.logaddexp(0.0, -x) + (1 - z) * np.logaddexp(0.0, x)
-    if gamma:
-        one_minus_pt = z * _sigmoid(-x) + (1 - z) * _sigmoid(x)
-        loss = one_minus_pt**gamma * loss
-    if alpha is not None:
-        loss = (alpha * z + (1 - alpha) * (1 - z)) * loss
-    wb = np.ones_like(loss) if w is None else np.broadcast_to(w, loss.shape)
-    mb = np.ones(loss.shape, bool) if m is None else np.broadcast_to(m, loss.shape)
-    loss = np.where(mb, wb * loss, 0.0)
-    if reduction == "none":
-        return loss
-    total = loss.sum(axis=axis)
-    if reduction == "sum":
-        return total
-    if reduction == "mean":
-        n = mb.sum(axis=axis)
-    else:
-        n = np.where(mb, wb, 0.0).sum(axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n == 0, np.nan, total / np.where(n == 0, 1, n))
 
 
 def _data(shape, seed=0):
@@ -211,20 +174,21 @@ def test_every_function_every_option(xp, device, backend, shape, layout, dtype):
         out_shape = _reduced_shape(shape, red, axis)
         ref_kw = dict(q=opts["pos_weight"], w=opts.get("weight"), m=opts.get("mask"),
                       s=opts.get("label_smoothing", 0.0), reduction=red, axis=axis)
-        want = _ref(zv, xv, **ref_kw)
+        want = reference_loss(zv, xv, **ref_kw)
         got = wce_xp.weighted_cross_entropy_with_logits(z, x, **kw)
         check(got, want, out_shape, f"weighted {name}")
         # the focal loss with the same options (gamma 2, alpha 0.25; and gamma 0)
         fkw = dict(kw)
         fl = wce_xp.sigmoid_focal_loss(z, x, gamma=2.0, alpha=0.25, **fkw)
-        check(fl, _ref(zv, xv, gamma=2.0, alpha=0.25, **ref_kw), out_shape, f"focal {name}")
+        check(fl, reference_loss(zv, xv, gamma=2.0, alpha=0.25, **ref_kw), out_shape,
+              f"focal {name}")
         fl0 = wce_xp.sigmoid_focal_loss(z, x, gamma=0.0, **fkw)
         check(fl0, want, out_shape, f"focal0 {name}")
         # the unweighted sibling: the same options but pos_weight
         skw = {k: v for k, v in kw.items() if k != "pos_weight"}
         sref = {k: v for k, v in ref_kw.items() if k != "q"}
         got = wce_xp.sigmoid_cross_entropy_with_logits(z, x, **skw)
-        check(got, _ref(zv, xv, **sref), out_shape, f"sigmoid {name}")
+        check(got, reference_loss(zv, xv, **sref), out_shape, f"sigmoid {name}")
 
     # PyTorch's function: its reductions and broadcasting
     opts = dict(_option_sets(shape))
@@ -232,7 +196,7 @@ def test_every_function_every_option(xp, device, backend, shape, layout, dtype):
     w = opts["weight_weighted_mean"]["weight"]
     for red in ("none", "mean", "sum"):
         got = wce_xp.binary_cross_entropy_with_logits(x, z, conv(w), conv(q_cls), red)
-        want = _ref(zv, xv, q=q_cls, w=w, reduction=red)
+        want = reference_loss(zv, xv, q=q_cls, w=w, reduction=red)
         check(got, want, shape if red == "none" else (), f"bce {red}")
 
     # grad/hess, with weight and smoothing
@@ -240,10 +204,10 @@ def test_every_function_every_option(xp, device, backend, shape, layout, dtype):
         g, h = wce_xp.weighted_cross_entropy_grad_hess(z, x, 2.0, **kw)
         s = kw.get("label_smoothing", 0.0)
         zz = zv * (1 - s) + 0.5 * s
-        sig = _sigmoid(xv)
+        sig = sigmoid(xv)
         wv = 1.0 if not kw else w
-        g_ref = wv * ((1 - zz) * sig - 2.0 * zz * _sigmoid(-xv))
-        h_ref = wv * (1 + zz) * sig * _sigmoid(-xv)
+        g_ref = wv * ((1 - zz) * sig - 2.0 * zz * sigmoid(-xv))
+        h_ref = wv * (1 + zz) * sig * sigmoid(-xv)
         check(g, g_ref, shape, f"grad {kw}")
         check(h, h_ref, shape, f"hess {kw}")
 
