@@ -306,11 +306,7 @@ def _times(g: Any, go: Any) -> Any:
     holds) times the incoming gradient ``go``, in place where that is exact: nothing to
     do for ``.sum()``'s ones, one multiply by a number for any gradient of one value
     broadcast (``.mean()``), else one elementwise multiply."""
-    try:
-        go.data_ptr()
-    except RuntimeError:  # batched (see _batched): tensor operations only
-        return go * g
-    if go.dtype != g.dtype or go.device != g.device or not g.numel():
+    if _batched(go) or go.dtype != g.dtype or go.device != g.device or not g.numel():
         return go * g
     if go.dim() and any(go.stride()):  # a gradient of its own per element
         return g.mul_(go) if go.shape == g.shape else g * go
@@ -467,23 +463,24 @@ def _make_reduced_function() -> Any:
             except IndexError:
                 gn = None
             none = (None,) * 6
-            if (gn is not None and _unchanged(ctx) and not torch.is_grad_enabled()
-                    and not _batched(go) and _one_value(go) == 1.0):
+            grad_mode = torch.is_grad_enabled()
+            batched = _batched(go)
+            go_value = 1.0 if batched or grad_mode else _one_value(go)
+            if (gn is not None and not grad_mode and not batched and go_value == 1.0
+                    and _unchanged(ctx)):
                 return (torch.from_numpy(gn), *none)  # computed by the forward pass
             z, x, *rest = ctx.saved_tensors  # (PyTorch's in-place check raises here)
             it = iter(rest)
             q = next(it) if ctx.q else ctx.q_float
             w = next(it) if ctx.w else None
             m = next(it) if ctx.m else None
-            if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
+            if grad_mode:  # create_graph=True: differentiable torch ops
                 g = grad_graph(z, x, q)
                 if w is not None:
                     g = g * w
                 if m is not None:
                     g = torch.where(m, g, 0.0)
                 return (g * (go if ctx.denom is None else go / ctx.denom), *none)
-            batched = _batched(go)
-            go_value = 1.0 if batched else _one_value(go)
             if gn is not None and go_value == 1.0:  # computed by the forward pass
                 out = torch.from_numpy(gn)
                 return (out * go if batched else out, *none)
