@@ -40,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def _write_cli_reference() -> None:
     """The help of ``wce-xp`` and of each command, as the parser prints it."""
-    from wce_xp.cli import build_parser
+    from wce_xp.cli._commands import build_parser
 
     os.environ["COLUMNS"] = "88"  # argparse's wrap width: stable output
     parser = build_parser()

@@ -55,7 +55,7 @@ def _err(res, *words):
 def test_demo_runs_on_every_installed_backend():
     res = run("demo")
     assert res.returncode == 0, res.stderr
-    from wce_xp import _backends
+    from wce_xp.cli import _backends
 
     for name in _backends.installed():
         assert f"\n{name} (" in res.stdout, name
@@ -401,7 +401,7 @@ def test_demo_says_which_backends_ran_and_how_to_add_the_others():
     res = run("demo")
     assert res.returncode == 0, res.stderr
     assert "backends run: numpy" in res.stdout
-    from wce_xp import _backends
+    from wce_xp.cli import _backends
 
     missing = [n for n in _backends.BACKENDS if n not in _backends.installed()]
     for name in missing:
@@ -468,7 +468,7 @@ def test_npz_memory_is_one_chunk_and_tasks_carry_no_data(tmp_path):
     import pickle
     import tracemalloc
 
-    from wce_xp._io import ArrayReader
+    from wce_xp.cli._readers import ArrayReader
 
     x, _ = _npz_pair(tmp_path, True, rows=400_000, classes=4)  # 6.4 MB per member
     tracemalloc.start()
@@ -491,7 +491,7 @@ def test_npz_memory_is_one_chunk_and_tasks_carry_no_data(tmp_path):
 def test_npz_bomb_is_refused_from_the_header(tmp_path):
     import tracemalloc
 
-    from wce_xp._io import ArrayReader
+    from wce_xp.cli._readers import ArrayReader
 
     np.savez_compressed(tmp_path / "bomb.npz", np.zeros(50_000_000))  # 400 MB inflated
     assert (tmp_path / "bomb.npz").stat().st_size < 2_000_000
@@ -585,7 +585,7 @@ def test_parquet_streams_and_equals_npy(tmp_path):
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["loss"] == pytest.approx(ref["loss"], rel=1e-12)
 
-    from wce_xp._io import ArrayReader
+    from wce_xp.cli._readers import ArrayReader
 
     def peak_bytes(rows):
         """Arrow memory in use while reading a file of ``rows`` rows in 1000-row chunks
@@ -686,7 +686,7 @@ class Hook(importlib.abc.MetaPathFinder):
             os.kill(os.getpid(), sig)  # acted on at the import's next bytecode
         return None
 sys.meta_path.insert(0, Hook())
-from wce_xp._launch import main
+from wce_xp.cli import main
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -712,7 +712,7 @@ _NUMPY_CORE = ("numpy._core" if int(np.__version__.split(".")[0]) >= 2
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("target", [
     _NUMPY_CORE,  # NumPy turns an interrupt there into an ImportError
-    "argparse", "wce_xp._loss", "wce_xp._io"])
+    "argparse", "wce_xp._loss", "wce_xp.cli._readers"])
 def test_signal_while_the_command_line_loads(files, sig, target):
     d, *_ = files
     # the hook must see the import: the child starts with none of these loaded
@@ -721,8 +721,9 @@ def test_signal_while_the_command_line_loads(files, sig, target):
 
 
 def test_the_entry_point_loads_nothing_heavy():
-    script = ("import sys; import wce_xp, wce_xp._launch; "
-              "print(sorted(m for m in ('numpy', 'typing', 'wce_xp._loss', 'wce_xp.cli') "
+    script = ("import sys; import wce_xp, wce_xp.cli; "
+              "print(sorted(m for m in ('numpy', 'typing', 'wce_xp._loss', "
+              "'wce_xp.cli._commands') "
               "if m in sys.modules))")
     res = _run_script(script)
     assert res.returncode == 0, res.stderr
@@ -746,7 +747,7 @@ def slow_start(self, *args, **kwargs):
     threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
     init(self, *args, **kwargs)
 distributed.LocalCluster.__init__ = slow_start
-from wce_xp._launch import main
+from wce_xp.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -768,7 +769,7 @@ def late():
     time.sleep(0.5)  # the signal arrives while exit handlers run
     print("exit handlers went on", file=sys.stderr)
 atexit.register(late)
-from wce_xp._launch import main
+from wce_xp.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 

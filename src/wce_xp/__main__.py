@@ -1,5 +1,5 @@
 """``python -m wce_xp`` is the ``wce-xp`` command."""
 
-from ._launch import main
+from .cli import main
 
 raise SystemExit(main())

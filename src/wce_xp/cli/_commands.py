@@ -20,11 +20,11 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from .._compat import namespace_of_module
+from .._loss import weighted_cross_entropy_with_logits
 from . import _backends
-from ._compat import namespace_of_module
-from ._io import ArrayReader, InputError, parse_pos_weight
-from ._launch import Terminated, on_sigterm
-from ._loss import weighted_cross_entropy_with_logits
+from ._readers import ArrayReader, InputError, parse_pos_weight
+from ._signals import Terminated, on_sigterm
 
 TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
 
@@ -462,7 +462,7 @@ def format_table(report: dict[str, Any], args: argparse.Namespace) -> str:
 
 def _input_files(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """(role, path) of every file the command reads."""
-    from ._io import _split_spec
+    from ._readers import _split_spec
 
     out = []
     for role, spec in (("LOGITS", args.logits), ("LABELS", args.labels),
@@ -574,7 +574,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .._version import __version__
 
     p = _Parser(prog="wce-xp",
                 description="Weighted sigmoid cross-entropy on any array backend.")

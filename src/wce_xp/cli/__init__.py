@@ -1,11 +1,16 @@
 """The ``wce-xp`` entry point, light enough that signals are handled from the start.
 
-Loading the command line (NumPy, the array libraries) takes about 0.1 s. This module
-imports nothing but the standard library's ``os``, ``signal`` and ``sys``, so that an
-interrupt during that load, or during interpreter shutdown, ends the process with one
-line and the conventional status (130 for SIGINT, 143 for SIGTERM) instead of a
-traceback. What remains uncovered is the interpreter's own start-up before this module
-runs: about 25 ms here, most of it the ``import re`` in the script that pip generates.
+Loading the commands (NumPy, the array libraries) takes a while. This module imports
+nothing but the standard library's ``os``, ``signal`` and ``sys`` (and the signal
+helpers beside it), so that an interrupt during that load, or during interpreter
+shutdown, ends the process with one line and the conventional status (130 for SIGINT,
+143 for SIGTERM) instead of a traceback. What remains uncovered is the interpreter's own
+start-up before this module runs (most of it the ``import re`` in the script that pip
+generates).
+
+The package: this entry point; ``_commands`` (the parser and the commands);
+``_readers`` (the input files, read in chunks); ``_backends`` (loading an array
+library by name, with the install hint); ``_signals``.
 """
 
 from __future__ import annotations
@@ -14,18 +19,12 @@ import os
 import signal
 import sys
 
+from ._signals import on_sigterm
+
 TYPE_CHECKING = False  # neither typing nor collections.abc at run time (start-up cost)
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised where the process is, so that cleanup (``finally``) runs."""
-
-
-def on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
 
 
 def _quit_now(signum: int, frame: FrameType | None) -> None:
@@ -46,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # called from another thread: signals are not ours to handle
         in_main_thread = False
     try:
-        from .cli import main as run
+        from ._commands import main as run
     except Exception:
         if not pending:
             raise
