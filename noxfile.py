@@ -44,10 +44,11 @@ def _pytest(session: nox.Session, backend: str, *extra: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("-e", ".", "ruff", "mypy")
+    session.install("-e", ".", "ruff", "mypy", "import-linter")
     session.run("ruff", "check", "src", "tests", "benchmarks", "docs", "noxfile.py", "setup.py",
                 "conftest.py")
     session.run("mypy")
+    session.run("lint-imports")  # the layers, the registry's door, no cycles (pyproject.toml)
 
 
 @nox.session

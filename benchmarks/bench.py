@@ -220,7 +220,7 @@ def eval_measured(logits: str, labels: str) -> tuple[float, float, dict[str, Any
     not what the command itself needs."""
     import subprocess
 
-    code = ("import sys, wce_xp.cli as c; rc = c.main(sys.argv[1:]); "
+    code = ("import sys, wce_xp.cli._commands as c; rc = c.main(sys.argv[1:]); "
             "print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
             " file=sys.stderr); sys.exit(rc)")
     cmd = [sys.executable, "-c", code, "eval", logits, labels, "--pos-weight", str(Q),
@@ -273,7 +273,7 @@ def _gpu_one(n: int, cp: Any, torch: Any, sync: Callable[[], None]) -> dict[str,
         z, x, Q, reduction="sum", validate=False), sync=sync)
     r["wce_cupy_grad_hess"] = _timeit(lambda: wce_xp.weighted_cross_entropy_grad_hess(
         z, x, Q, validate=False), sync=sync)
-    with wce_xp._dispatch.generic_only():
+    with wce_xp._registry.generic_only():
         r["generic_cupy"] = _timeit(lambda: wce_xp.weighted_cross_entropy_with_logits(
             z, x, Q, validate=False), sync=sync)
     xt, zt = torch.from_dlpack(x), torch.from_dlpack(z)

@@ -312,7 +312,7 @@ def memory_rows(n: int) -> list[dict[str, Any]]:
     it), for each option, with wce_xp's engine and with the generic path."""
     import tracemalloc
 
-    from wce_xp import _dispatch
+    from wce_xp import _registry
 
     cols = 10
     rng = np.random.default_rng(0)
@@ -349,7 +349,7 @@ def memory_rows(n: int) -> list[dict[str, Any]]:
         if name == "pos_weight per class":
             extra["q"] = rng.uniform(0, 3, cols).astype(np.float32)
         r: dict[str, Any] = {"option": name, "n": n}
-        for label, ctx in (("wce_xp", None), ("generic", _dispatch.generic_only)):
+        for label, ctx in (("wce_xp", None), ("generic", _registry.generic_only)):
             if label == "generic" and n > 10**7:
                 continue  # the generic path needs several GB at 1e8: measured at 1e7 below
             tracemalloc.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import wce_xp
 from wce_xp import _compat
 from wce_xp._generic import _core
 
@@ -164,3 +165,30 @@ def test_version_counts_inplace_changes_shared_by_aliases():
     t.add_(1.0)  # through the original: the alias's counter moves too
     assert version_of(alias) == v + 1
     assert version_of(t) == v + 1
+
+
+def test_raw_function_apply_means_function_apply():
+    # the fast lane calls autograd.Function.apply's C method without its Python
+    # layer (torch._C._FunctionBase.apply, private): the same node, values and gradient
+    from wce_xp._native import _torch
+
+    fn = _torch._function()
+    raw = wce_xp._compat.function_apply(fn)
+    assert raw is not fn.apply, "the private method went missing: the fallback runs"
+    x = torch.randn(4, 3, requires_grad=True)
+    z = torch.rand(4, 3)
+    a, b = raw(z, x, 2.0, "numpy"), fn.apply(z, x, 2.0, "numpy")
+    assert type(a.grad_fn) is type(b.grad_fn)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    (ga,) = torch.autograd.grad(a.sum(), x)
+    (gb,) = torch.autograd.grad(b.sum(), x)
+    torch.testing.assert_close(ga, gb, rtol=0, atol=0)
+
+
+def test_the_loaded_openmp_runtime_is_found_where_pytorch_uses_openmp():
+    """The runtime PyTorch loaded is found, by path, with a GOMP_parallel entry point
+    (a PyTorch built with another parallel backend has none to share: 0)."""
+    address = _compat.loaded_openmp_parallel()
+    if not getattr(torch._C, "has_openmp", False):
+        pytest.skip("this PyTorch does not use OpenMP")
+    assert address != 0, "PyTorch's OpenMP runtime was not found among the loaded files"

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 import wce_xp
-from wce_xp import _dispatch
+from wce_xp import _registry
 from wce_xp._native import _numpy
 
 from . import _reference as R
 from ._helpers import DTYPES, make, to_numpy
 
-generic = _dispatch.generic_only
+generic = _registry.generic_only
 
 
 def _inputs(dtype, shape=(301, 7), seed=0):
@@ -127,27 +127,27 @@ def test_grad_hess_native_equals_generic(xp, device, dtype):
 def test_numpy_kernel_shapes_strides_and_empty(kernels, monkeypatch):
     """Shapes, strides, transposes, chunks smaller than a row: the ufunc kernels are
     the generic formula's arithmetic, bitwise; the C kernels (their own exp and log1p,
-    tested against mpmath in tests/test_engine.py) agree within 8 eps."""
+    tested against mpmath in tests/test_backend_numpy.py) agree within 8 eps."""
     if kernels == "C" and _numpy._fused_module is None:
         pytest.skip("wce_xp._fused was not built (no C compiler at install)")
-    monkeypatch.setattr(_numpy, "_fused", _numpy._fused_module if kernels == "C" else None)
-    same = np.testing.assert_array_equal if kernels == "ufuncs" else \
-        (lambda a, b: _close(a, b, "float64"))
-    rng = np.random.default_rng(5)
-    xf = rng.normal(0, 3, (40, 9, 5))
-    zf = rng.uniform(size=(40, 9, 5))
-    q = rng.uniform(0, 3, (9, 1))
-    xp = wce_xp._compat.array_namespace(xf)
-    for x, z in ((xf, zf), (xf[:, ::2], zf[:, ::2]), (xf.T, zf.T), (xf[..., 0], zf[..., 0])):
-        qq = q if x.shape[-2:] == (9, 5) else 1.5
-        got = _numpy.weighted_loss(z, x, qq)
-        ref = wce_xp._generic._core.weighted_loss(z, x, qq, xp=xp)
-        same(got, ref)
-    whole = _numpy.weighted_loss(zf, xf, q)
-    monkeypatch.setattr(_numpy, "CHUNK", 7)  # rows bigger than a chunk, partial last one
-    np.testing.assert_array_equal(_numpy.weighted_loss(zf, xf, q), whole)  # any chunking
-    same(whole, wce_xp._generic._core.weighted_loss(zf, xf, q, xp=xp))
-    assert _numpy.weighted_loss(np.zeros((0, 3)), np.zeros((0, 3)), 1.0).shape == (0, 3)
+    with _numpy.c_kernels(kernels == "C"):
+        same = np.testing.assert_array_equal if kernels == "ufuncs" else \
+            (lambda a, b: _close(a, b, "float64"))
+        rng = np.random.default_rng(5)
+        xf = rng.normal(0, 3, (40, 9, 5))
+        zf = rng.uniform(size=(40, 9, 5))
+        q = rng.uniform(0, 3, (9, 1))
+        xp = wce_xp._compat.array_namespace(xf)
+        for x, z in ((xf, zf), (xf[:, ::2], zf[:, ::2]), (xf.T, zf.T), (xf[..., 0], zf[..., 0])):
+            qq = q if x.shape[-2:] == (9, 5) else 1.5
+            got = _numpy.weighted_loss(z, x, qq)
+            ref = wce_xp._generic._core.weighted_loss(z, x, qq, xp=xp)
+            same(got, ref)
+        whole = _numpy.weighted_loss(zf, xf, q)
+        monkeypatch.setattr(_numpy, "CHUNK", 7)  # rows bigger than a chunk, partial last one
+        np.testing.assert_array_equal(_numpy.weighted_loss(zf, xf, q), whole)  # any chunking
+        same(whole, wce_xp._generic._core.weighted_loss(zf, xf, q, xp=xp))
+        assert _numpy.weighted_loss(np.zeros((0, 3)), np.zeros((0, 3)), 1.0).shape == (0, 3)
 
 
 def test_numpy_mean_is_accurate_and_never_materializes_the_loss():

@@ -394,21 +394,3 @@ def test_a_torch_size_as_input_is_an_error_naming_the_arguments():
     # (a tuple of ints: array_like to the front door, whose shape check names both)
     with pytest.raises(ValueError, match="target and input must have the same shape"):
         wce_xp.binary_cross_entropy_with_logits(torch.Size([1, 2]), torch.rand(1, 2))
-
-
-def test_raw_function_apply_means_function_apply():
-    # the express lane calls autograd.Function.apply's C method without its Python
-    # layer (torch._C._FunctionBase.apply, private): the same node, values and gradient
-    from wce_xp._native import _torch
-
-    fn = _torch._function()
-    raw = _torch._raw_apply(fn)
-    assert raw is not fn.apply, "the private method went missing: the fallback runs"
-    x = torch.randn(4, 3, requires_grad=True)
-    z = torch.rand(4, 3)
-    a, b = raw(z, x, 2.0, "numpy", False), fn.apply(z, x, 2.0, "numpy", False)
-    assert type(a.grad_fn) is type(b.grad_fn)
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    (ga,) = torch.autograd.grad(a.sum(), x)
-    (gb,) = torch.autograd.grad(b.sum(), x)
-    torch.testing.assert_close(ga, gb, rtol=0, atol=0)

@@ -160,11 +160,11 @@ def test_cuda_tensors_without_cupy_take_triton(T, monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
     x, z, q = _data(torch.float32)
     x = torch.where(torch.isfinite(x), x, 1.0)
-    assert _torch._kernel_backend(x) == "triton"
+    assert _torch._route(x) == "triton"
     xg = x.clone().requires_grad_()
     v = wce_xp.binary_cross_entropy_with_logits(xg, z, pos_weight=q)
     v.backward()
-    with wce_xp._dispatch.generic_only():
+    with wce_xp._registry.generic_only():
         x0 = x.clone().requires_grad_()
         v0 = wce_xp.binary_cross_entropy_with_logits(x0, z, pos_weight=q)
         v0.backward()

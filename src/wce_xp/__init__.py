@@ -13,10 +13,9 @@ from __future__ import annotations
 import importlib
 
 from . import _fork  # noqa: F401  (registers the fork handler before any fork)
+from ._version import __version__
 
-TYPE_CHECKING = False  # typing is not imported at run time: it costs ~10 ms of start-up
-
-__version__ = "0.1.0"
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 
 # public name -> the submodule that defines it ("" for a submodule itself)
 _LAZY = {
@@ -61,7 +60,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     where = _LAZY.get(name)
     if where is None:
-        try:  # a submodule (wce_xp.keras, wce_xp.cli, ...), as eager imports used to give
+        try:  # a submodule (wce_xp.keras, wce_xp.cli, ...), as `import wce_xp.keras` gives
             return importlib.import_module(f".{name}", __name__)
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{name}":

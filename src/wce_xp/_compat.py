@@ -15,8 +15,8 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
+from array_api_compat import array_namespace as _array_namespace
 from array_api_compat import (
-    array_namespace,
     device,
     is_array_api_obj,
     is_array_api_strict_namespace,
@@ -37,8 +37,10 @@ from array_api_compat import (
 __all__ = [
     "array_namespace",
     "backend_name",
-    "counts_by_shape",
+    "default_namespace",
     "device",
+    "function_apply",
+    "has_no_values",
     "is_array",
     "is_array_api_strict_namespace",
     "is_cupy_array",
@@ -56,9 +58,10 @@ __all__ = [
     "is_torch_array",
     "is_torch_namespace",
     "layout_problem",
+    "loaded_openmp_parallel",
     "name_scope",
     "namespace_of_module",
-    "ready",
+    "numpy_namespace",
     "require_supported",
     "size",
     "split_masked",
@@ -100,6 +103,24 @@ def is_tf_tensor(x: object) -> bool:
     """A TensorFlow tensor or variable (without importing TensorFlow)."""
     tf = sys.modules.get("tensorflow")
     return tf is not None and isinstance(x, tf.Tensor | tf.Variable)
+
+
+def array_namespace(*arrays: Any) -> ModuleType:
+    """array-api-compat's namespace of the arrays, and wce_xp's own for TensorFlow
+    tensors (array-api-compat has none)."""
+    if any(is_tf_tensor(a) for a in arrays):
+        from . import _tf
+
+        return _tf
+    ns: ModuleType = _array_namespace(*arrays)
+    return ns
+
+
+def has_no_values(x: Any) -> bool:
+    """An array whose values cannot be read now: a JAX tracer, or a lazy array of
+    another library (array-api-compat calls every JAX array lazy; only tracers lack
+    values)."""
+    return is_jax_tracer(x) if is_jax_array(x) else bool(is_lazy_array(x))
 
 
 def is_array(x: object) -> bool:
@@ -147,16 +168,6 @@ def is_tf_namespace(xp: object) -> bool:
     return getattr(xp, "__name__", "") == "wce_xp._tf"
 
 
-def counts_by_shape(xp: ModuleType) -> bool:
-    """Whether an array of this namespace holds every element its shape names, with
-    every extent known while its values are computed: the libraries wce_xp tests by
-    name. Any other library (masked arrays, lazy graphs with unknown extents) gets
-    its counts as sums of ones, which respect what it leaves out."""
-    return bool(is_numpy_namespace(xp) or is_cupy_namespace(xp) or is_torch_namespace(xp)
-                or is_jax_namespace(xp) or is_dask_namespace(xp) or is_tf_namespace(xp)
-                or is_array_api_strict_namespace(xp))
-
-
 def split_masked(value: Any) -> tuple[Any, Any]:
     """``(data, keep)`` for a NumPy masked array with masked elements (``keep`` False
     there); ``(value, None)`` for anything else. A masked array's hidden data must
@@ -165,6 +176,18 @@ def split_masked(value: Any) -> tuple[Any, Any]:
         hidden = np.ma.getmaskarray(value)
         return np.asarray(value.data), (~hidden if hidden.any() else None)
     return value, None
+
+
+@functools.cache
+def numpy_namespace() -> ModuleType:
+    """array-api-compat's NumPy namespace."""
+    ns: ModuleType = _array_namespace(np.empty(0))
+    return ns
+
+
+def default_namespace() -> ModuleType:
+    """The namespace of a call without any array argument: NumPy's."""
+    return numpy_namespace()
 
 
 def namespace_of_module(xp: Any) -> ModuleType:
@@ -184,27 +207,6 @@ def namespace_of_module(xp: Any) -> ModuleType:
         ns: ModuleType = array_namespace(probe)
         return ns
     raise TypeError(f"xp: expected an array namespace module such as numpy or torch, got {xp!r}")
-
-
-@functools.cache
-def _torch_warm_up() -> None:
-    """Call torch.exp once, on one element, before any real work.
-
-    PyTorch 2.13 (CPU, AVX512, 2 intra-op threads) computed the worker thread's half of
-    the *first* ``torch.exp`` call in a process with a relative error of 1.5e-4 (7 of 40
-    fresh processes here; every later call was exact to 1 ulp). One single-element call
-    first made all 40 of 40 processes correct. tests/test_native.py caught it.
-    """
-    import torch
-
-    torch.exp(torch.zeros(1))
-
-
-def ready(xp: ModuleType) -> ModuleType:
-    """The namespace, after any one-time work a backend needs before its first use."""
-    if is_torch_namespace(xp):
-        _torch_warm_up()
-    return xp
 
 
 def backend_name(xp: ModuleType) -> str:
@@ -325,3 +327,47 @@ def torch_state(tensors: list[Any]) -> tuple[bool, bool]:
     native = (not p.forward_ad() and all(type(t) is torch.Tensor for t in tensors)
               and not p.transforms_active())
     return False, native
+
+
+# Private internals kept for their measured gain (BENCHMARKS.md, "Private internals"):
+# each falls back to the public path where it is missing, and tests/test_compat.py
+# fails if it changes meaning.
+
+def function_apply(function: Any) -> Callable[..., Any]:
+    """``function.apply`` of a ``torch.autograd.Function`` without its Python layer, for
+    callers that have ruled out ``torch.func`` transforms and functorch-wrapped tensors
+    (the layer only routes those to functorch): the C method it ends in,
+    ``torch._C._FunctionBase.apply`` (private), bound to the Function;
+    ``function.apply`` where PyTorch has no such method."""
+    import torch
+
+    base = getattr(torch._C, "_FunctionBase", None)
+    descriptor = getattr(base, "__dict__", {}).get("apply")
+    if descriptor is None or not hasattr(descriptor, "__get__"):
+        return function.apply  # type: ignore[no-any-return]
+    return descriptor.__get__(None, function)  # type: ignore[no-any-return]
+
+
+def loaded_openmp_parallel() -> int:
+    """The address of ``GOMP_parallel`` in the OpenMP runtime already loaded into this
+    process (PyTorch's), found by path in ``/proc/self/maps`` (Linux); 0 where there is
+    none. The C kernels then run their threads on that runtime's, which PyTorch's
+    operations keep spinning, instead of a second set sharing the cores with them."""
+    import ctypes
+    import os
+
+    try:
+        with open("/proc/self/maps") as maps:  # Linux: the libraries loaded, by path
+            paths = sorted({line.split(None, 5)[-1].strip() for line in maps if "omp" in line})
+    except OSError:
+        return 0
+    for path in paths:
+        if not os.path.basename(path).startswith(("libgomp", "libiomp5", "libomp")):
+            continue
+        try:  # the library already loaded: the same runtime, the same threads
+            address = ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            continue
+        if address:
+            return int(address)
+    return 0

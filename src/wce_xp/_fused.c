@@ -17,7 +17,7 @@
  *     log1p(u) = 2*atanh(s), s = u/(2 + u), |s| <= 0.172, seven terms of the series
  *     (relative error < 1e-13).
  * Both errors are some 1e-6 of a float32 ulp: results are the correctly rounded float32
- * of the double-precision value, or one ulp from it (tests/test_engine.py runs both
+ * of the double-precision value, or one ulp from it (tests/test_backend_numpy.py runs both
  * these kernels and the ufunc ones against mpmath, in float32 and float64).
  *
  * The gradient: g = (1 - z)*sigma(x) - q*z*sigma(-x) = (b - a*e)/(1 + e) for x >= 0
@@ -391,8 +391,8 @@ static void take_tasks(void) { take(&pool.job, pool.ntasks, pool.parts, &pool.ne
 /* OpenMP's team instead of the pool: GOMP_parallel of the OpenMP runtime that PyTorch
  * loaded (use_openmp gives its address). PyTorch's OpenMP threads spin for a while after
  * each of its parallel operations; a second pool of threads would then share the cores
- * with them (measured: a 1e6-element call took twice its time right after a PyTorch
- * reduction). In PyTorch's team they take the tasks themselves. */
+ * with them (BENCHMARKS.md, "Private internals"). In PyTorch's team they take the tasks
+ * themselves. */
 typedef void (*gomp_parallel_t)(void (*)(void *), void *, unsigned, unsigned);
 static _Atomic(gomp_parallel_t) omp_parallel = NULL;
 
@@ -744,10 +744,10 @@ ENTRY(loss_sum_grad, A_SUM | A_SCALE | A_GOUT,
       "loss_sum_grad(x, z, q, scale, gout[, threads])")
 
 /* within(a, lo, hi) -> bool: whether every element of a (C-contiguous float32, float64
- * or bool) lies in [lo, hi]; NaN does not. The value checks of the express lane
+ * or bool) lies in [lo, hi]; NaN does not. The value checks of the fast lanes
  * (labels in [0, 1], pos_weight in [0, DBL_MAX]) in one pass without NumPy's ufunc
- * machinery: a NumPy reduction in a training step measured ~10 us of slowdown of the
- * autograd pass that follows it (instruction-cache footprint), ten times its own cost.
+ * machinery, whose reductions in a training step slow the autograd pass that follows
+ * them (instruction-cache footprint) by far more than their own cost.
  * Blocks of WB elements, a branch-free test inside each (it vectorizes), the first
  * block out of range ends the scan. */
 #define WB 1024

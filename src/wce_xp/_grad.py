@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import _dispatch
 from ._generic import _core
 from ._validation import (
     _as_array,
@@ -69,7 +68,9 @@ def weighted_cross_entropy_grad_hess(
     ns, z = inp.xp, inp.z
     if s:
         z = z * (1.0 - s) + 0.5 * s
-    g, h = _dispatch.grad_hess(z, inp.x, inp.q, xp=ns, native=inp.native)
+    b = inp.backend
+    fast = b.grad_hess(z, inp.x, inp.q) if inp.native and b.grad_hess is not None else None
+    g, h = _core.grad_hess(z, inp.x, inp.q, xp=ns) if fast is None else fast
     if inp.weight is not None:
         g = inp.weight * g
         h = inp.weight * h

@@ -1,16 +1,17 @@
-"""Public loss functions: find the namespace, validate, delegate.
+"""Public loss functions: a fast lane, else the front door, then the backend's entry.
 
-The arithmetic lives in :mod:`wce_xp._generic._core` (array API only) and, where
-measured faster, in :mod:`wce_xp._native`; :mod:`wce_xp._dispatch` picks one.
+A call first tries the fast lane that the registry (:mod:`wce_xp._registry`) holds for
+the exact type of its logits, if the call has no options; else the front door
+(:func:`wce_xp._validation.prepare`) classifies and converts the arguments once, and
+the steps below use the backend's fast implementations where it declares them and
+they take the call, else the generic array-API code (:mod:`wce_xp._generic._core`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from . import _compat, _dispatch, _express
+from . import _compat, _registry
 from ._generic import _core
 from ._validation import (
     REDUCTIONS,
@@ -25,19 +26,19 @@ from ._validation import (
 Array = Any
 Axis = int | tuple[int, ...] | None
 
-def _try_express(labels: Any, logits: Any, pos_weight: Any, validate: Any, reduction: Any,
-                 *options: Any) -> Any:
-    """The express lane (:mod:`wce_xp._express`) for calls without options, or None."""
+_FAST = _registry.FAST  # exact type of the logits -> its backend's fast lane
+
+
+def _try_fast(labels: Any, logits: Any, pos_weight: Any, validate: Any, reduction: Any,
+              *options: Any) -> Any:
+    """The fast lane of the logits' exact type for a call without options, or None."""
+    hook = _FAST.get(type(logits))
+    if hook is None or reduction not in REDUCTIONS:
+        return None
     for o in options:  # (a loop: a generator in any() costs a microsecond here)
         if o is not None:
             return None
-    t = type(logits)
-    if t is np.ndarray:
-        if type(labels) is np.ndarray and reduction in REDUCTIONS:
-            return _express.numpy_call(labels, logits, pos_weight, validate, reduction)
-    elif t.__module__ == "torch" and reduction in REDUCTIONS:
-        return _express.torch_call(labels, logits, pos_weight, validate, reduction)
-    return None
+    return hook(labels, logits, pos_weight, validate, reduction)
 
 
 def _resolve_labels(labels: Any, targets: Any) -> Any:
@@ -55,47 +56,49 @@ def _family(
     focal: tuple[Any, Any] | None = None,
 ) -> Array:
     """Smoothing, the elementwise loss, weights and the reduction, in that order (masked
-    elements were zeroed by :func:`prepare`)."""
-    xp = inp.xp
+    elements were zeroed by :func:`prepare`, unless the backend's ``whole`` takes the
+    call): the generic code, with the backend's fast implementations where they run."""
+    xp, b = inp.xp, inp.backend
     z, x, mask = inp.z, inp.x, inp.mask
     if reduction == "none" and axis is not None:
         raise ValueError("axis: only meaningful with a reduction (reduction='none' was given)")
     axes = _core.normalize_axis(axis, x.ndim) if reduction != "none" else ()
-    if inp.deferred:  # NumPy: every option and reduction chunk by chunk, on every core
-        from ._native import _numpy
-
-        out = _numpy.loss(z, x, inp.q, weight=inp.weight, mask=mask, smoothing=label_smoothing,
-                          focal=focal, reduction=reduction, axes=axes, nonneg=inp.nonneg)
-        return finish(inp, out)
+    if inp.deferred:  # every option at once, labels and mask as given
+        assert b.whole is not None
+        out = b.whole(z, x, inp.q, weight=inp.weight, mask=mask, smoothing=label_smoothing,
+                      focal=focal, reduction=reduction, axes=axes)
+        if out is not None:
+            return finish(inp, out)
+        z = xp.astype(z, x.dtype)  # (declined: what prepare left to it, done here)
+        if mask is not None:
+            z, x = _core.where(mask, z, 0.0, xp=xp), _core.where(mask, x, 0.0, xp=xp)
     if not isinstance(label_smoothing, float) or label_smoothing:  # (an array: traced)
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    if inp.pending is not None:  # eager TensorFlow: the checks inside the compiled call
-        from ._native import _tf as native_tf
-
+    if inp.pending is not None:  # the checks inside the backend's call with the loss
         if focal is None:
-            out = native_tf.checked_loss(
-                z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction, axes=axes,
-                acc_dtype=inp.acc_dtype, checks=inp.pending)
+            assert b.checked_loss is not None
+            out = b.checked_loss(z, x, inp.q, weight=inp.weight, mask=mask,
+                                 reduction=reduction, axes=axes, acc_dtype=inp.acc_dtype,
+                                 checks=inp.pending)
             return finish(inp, out)
-        check_values(xp, inp.lib, inp.pending, native=True)
-    if focal is None and inp.native:
-        fast = _dispatch.reduced_loss(
-            z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
-            nonneg=inp.nonneg, acc_dtype=inp.acc_dtype,
-        )
+        check_values(xp, b, inp.native, inp.pending)
+    if focal is None and inp.native and b.reduced is not None and reduction != "none":
+        fast = b.reduced(z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction,
+                         axes=axes, acc_dtype=inp.acc_dtype)
         if fast is not None:
             return finish(inp, fast)
-    # The focal loss multiplies the very cross-entropy the plain loss returns (same
-    # kernel), so focal ≤ cross-entropy holds to the last bit.
-    loss = _dispatch.elementwise_loss(z, x, inp.q, xp=xp, native=inp.native, nonneg=inp.nonneg)
+    loss = b.loss(z, x, inp.q) if inp.native and b.loss is not None else None
+    if loss is None:
+        loss = _core.weighted_loss(z, x, inp.q, xp=xp, zero_form=b.zero_form)
     if focal is not None:
+        # the focal loss multiplies the very cross-entropy the plain loss returns (same
+        # kernel), so focal ≤ cross-entropy holds to the last bit
         loss = _core.focal_loss(z, x, inp.q, focal[0], focal[1], xp=xp, ce=loss)
     if mask is not None:
         loss = _core.where(mask, loss, 0.0, xp=xp)
     out = _core.reduce_loss(
         loss, weight=inp.weight, mask=mask, reduction=reduction, axes=axes, xp=xp,
-        acc_dtype=inp.acc_dtype, block=_dispatch.sum_block(xp),
-        count_by_sum=not _compat.counts_by_shape(xp),
+        acc_dtype=inp.acc_dtype, block=b.sum_block, count_by_sum=not b.counts_by_shape,
     )
     return finish(inp, out)
 
@@ -217,8 +220,8 @@ def weighted_cross_entropy_with_logits(
     array([1.288793, 0.974077, 1.241154], dtype=float32)
     """
     if pos_weight is not None and type(label_smoothing) is float and not label_smoothing:
-        out = _try_express(labels, logits, pos_weight, validate, reduction, targets, weight, mask,
-                       axis, xp)
+        out = _try_fast(labels, logits, pos_weight, validate, reduction, targets, weight, mask,
+                        axis, xp)
         if out is not None:
             return out
     labels = _resolve_labels(labels, targets)
@@ -264,8 +267,8 @@ def sigmoid_cross_entropy_with_logits(
     array([0.69314718, 0.        ])
     """
     if type(label_smoothing) is float and not label_smoothing:
-        out = _try_express(labels, logits, None, validate, reduction, targets, weight, mask, axis,
-                       xp)
+        out = _try_fast(labels, logits, None, validate, reduction, targets, weight, mask, axis,
+                        xp)
         if out is not None:
             return out
     labels = _resolve_labels(labels, targets)
@@ -334,7 +337,7 @@ def binary_cross_entropy_with_logits(
     1.02037...
     """
     if reduction != "weighted_mean":
-        out = _try_express(target, input, pos_weight, validate, reduction, weight, xp)
+        out = _try_fast(target, input, pos_weight, validate, reduction, weight, xp)
         if out is not None:
             return out
     reduction = check_reduction(reduction, ("none", "mean", "sum"))

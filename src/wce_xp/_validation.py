@@ -1,15 +1,17 @@
 """The front door: classify every argument once, convert it, check values in one pass.
 
-Nothing here computes a loss. :func:`prepare` makes one decision per call, recorded
-in :class:`Inputs`, that every later step only reads:
+Nothing here computes a loss, and no library is named here. :func:`prepare` makes one
+decision per call, recorded in :class:`Inputs`, that every later step only reads:
 
-* the namespace, the device and the compute dtype;
+* the namespace, the device, the compute dtype, and the library's entry in the
+  registry of backends (:mod:`wce_xp._registry`), whose traits answer everything
+  below that differs between libraries and whose fast implementations may run;
 * whether values may be read (``may_read``): never under a trace (``jax.jit``,
   ``torch.compile``, ``torch.func`` transforms), never on lazy arrays (Dask), and on
   GPU arrays only when the caller asks for it (``validate="always"``), because each
   read there is a host-device synchronization;
-* whether a native kernel may run (``native``): not under a trace, a functorch
-  transform or forward-mode AD, which need the generic, differentiable code.
+* whether the fast implementations may run (``native``): not under a trace, a
+  functorch transform or forward-mode AD, which need the generic, differentiable code.
 
 Arguments are classified by their exact type, through a cache: one dictionary
 lookup per argument on the hot path. Value checks (labels in [0, 1], weights finite
@@ -20,20 +22,22 @@ read of all their verdicts. Every error names the argument and what was expected
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import _compat, _dispatch
+from . import _args, _compat, _registry
+from ._args import REDUCTIONS
 from ._compat import array_namespace, backend_name
 from ._generic import _core
+from ._registry import Backend, Check
 
 Array = Any
 
-REDUCTIONS = ("none", "sum", "mean", "weighted_mean")
+__all__ = ["REDUCTIONS", "Inputs", "as_float", "as_option", "check_reduction", "check_values",
+           "context", "finish", "kind_of", "prepare"]
 
 # Kinds of argument: an array library's name, SCALAR (Python or NumPy real scalar)
 # or OTHER (lists, tuples, anything asarray may take).
@@ -47,16 +51,10 @@ _NS: dict[str, ModuleType] = {}  # library name -> its namespace
 def _classify_type(value: Any) -> str:
     if isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
         return SCALAR
-    if _compat.is_tf_tensor(value):
-        _compat.require_supported("tensorflow")
-        from . import _tf  # array-api-compat has no TensorFlow namespace: ours
-
-        _NS.setdefault("tensorflow", _tf)
-        return "tensorflow"
     if not _compat.is_array(value):
         return OTHER
     try:
-        ns = array_namespace(value)
+        ns = array_namespace(value)  # (TensorFlow's: wce_xp's own namespace)
     except TypeError:
         return OTHER
     lib = backend_name(ns)
@@ -81,16 +79,16 @@ class Inputs:
 
     ``z``, ``x`` (and ``q``, ``weight``, ``mask`` where arrays) are in ``xp``, on one
     device, in the compute dtype; masked elements of ``z`` and ``x`` are already 0.
-    ``nonneg`` is True when ``q·z`` and ``1 - z`` are known to be non-negative (their
-    values were checked), which lets native kernels take a shorter formula.
-    ``deferred``: NumPy inputs for the chunked engine; ``z`` keeps its dtype (bool,
-    integer or another float) and the mask is not applied yet (the engine does both
-    per chunk). ``pending``: value checks left to the caller (``prepare``'s
-    ``defer_checks``), to run with :func:`check_values` or inside its compiled call.
+    ``backend``: the library's registry entry. ``deferred``: the inputs go to the
+    backend's ``whole`` implementation; ``z`` keeps its dtype (bool, integer or
+    another float) and the mask is not applied yet (it does both). ``pending``: value
+    checks left to the caller (``prepare``'s ``defer_checks``), for the backend's
+    ``checked_loss`` or :func:`check_values`.
     """
 
     xp: ModuleType
     lib: str
+    backend: Backend
     z: Array
     x: Array
     q: Array | float
@@ -99,9 +97,8 @@ class Inputs:
     out_dtype: Any
     acc_dtype: Any
     native: bool
-    nonneg: bool
     deferred: bool = False
-    pending: list[tuple[str, str, Any, float, float]] | None = None
+    pending: list[Check] | None = None
 
 
 @dataclass
@@ -110,6 +107,7 @@ class Context:
 
     xp: ModuleType
     lib: str
+    backend: Backend
     device: Any
     traced: bool  # no concrete values (a trace) or values that must not be computed (Dask)
     native: bool
@@ -154,44 +152,25 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
         lib = next(iter(libs))
         ns = _NS[lib] if lib in _NS else array_namespace(arrays[0])
     else:
-        lib = "numpy"
-        ns = _NS.get("numpy") or array_namespace(np.empty(0))
-        _NS["numpy"] = ns
+        ns = _compat.default_namespace()  # no array among the arguments
+        lib = backend_name(ns)
+    b = _registry.lookup(lib)
     dev = None
     if arrays:
         x = named.get("logits", arrays[0])
         x = x if kind_of(x) == lib else arrays[0]
-        dev = x.device if lib == "tensorflow" else _compat.device(x)
-        if len(arrays) > 1 and lib != "tensorflow":  # (TensorFlow places ops itself)
+        dev = (b.device_of or _compat.device)(x)
+        if len(arrays) > 1 and b.check_devices:
             _check_devices(named, kinds, lib, dev)
-    traced, native, on_device = False, True, False
-    if lib == "torch":
-        traced, native = _compat.torch_state(arrays)
-        on_device = dev is not None and dev.type != "cpu"
-    elif lib == "jax":
-        traced = any(_compat.is_jax_tracer(a) for a in arrays)
-        native = False
-        on_device = not traced and dev is not None and getattr(dev, "platform", "cpu") != "cpu"
-    elif lib == "dask":
-        traced = True
-    elif lib == "tensorflow":
-        import tensorflow as tf
-
-        # inside tf.function (also Keras's compiled train step) tensors are symbolic
-        traced = not tf.executing_eagerly()
-        native = not traced  # eager calls run the generic code compiled by XLA
-        on_device = "GPU" in str(dev or "").upper()
-    elif lib == "cupy":
-        on_device = True
-    elif lib not in ("numpy", "array_api_strict"):
-        # a library wce_xp does not name: lazy arrays (an ONNX graph being built, say)
-        # have no values to check yet, and are treated like traced ones
-        traced = any(_compat.is_lazy_array(a) for a in arrays)
-    if not traced:
-        ns = _compat.ready(ns)
-    # generic_only() (tests, benchmarks) switches every native path off, checks included
-    native = native and not _dispatch._FORCE_GENERIC
-    return Context(xp=ns, lib=lib, device=dev, traced=traced, native=native,
+    if b.state is not None:
+        traced, native, on_device = b.state(arrays, dev)
+    else:
+        # a library without an entry: lazy arrays (an ONNX graph being built, say) have
+        # no values to check yet, and are treated like traced ones
+        traced, native, on_device = any(_compat.is_lazy_array(a) for a in arrays), True, False
+    if not traced and b.warm_up is not None:
+        b.warm_up()
+    return Context(xp=ns, lib=lib, backend=b, device=dev, traced=traced, native=native,
                    on_device=on_device)
 
 
@@ -224,52 +203,26 @@ def _check_broadcast(name: str, shape: tuple[Any, ...], target: tuple[Any, ...])
         )
 
 
-def _native_numpy(a: Array) -> Array:
-    """NumPy arrays of non-native byte order or extended precision, as the native dtype
-    of the same precision (longdouble: float64, documented)."""
-    dt = a.dtype
-    if dt.kind == "f" and dt.itemsize > 8:
-        return a.astype(np.float64)
-    if not dt.isnative:
-        return a.astype(dt.newbyteorder("="))
-    return a
-
-
 def _as_array(name: str, value: Any, kind: str, ctx: Context) -> Array:
     xp = ctx.xp
     if kind not in (SCALAR, OTHER):
         problem = _compat.layout_problem(value)
         if problem is not None:
             raise TypeError(f"{name}: {problem}")
-    if kind == ctx.lib:
-        if kind == "numpy":
-            return _native_numpy(value)
-        if kind == "tensorflow":  # a Variable's value (a tape still watches the variable)
-            return xp.asarray(value)
-        return value
-    if kind == SCALAR and isinstance(value, np.generic):
-        value = value.item()
-    try:
-        out = xp.asarray(value, device=ctx.device)
-    except Exception as exc:
-        raise TypeError(f"{name}: cannot be converted to an array ({exc})") from None
-    return _native_numpy(out) if ctx.lib == "numpy" else out
-
-
-def _scalar(value: Any) -> float | None:
-    """A Python float for Python and NumPy real scalars; None for anything else."""
-    if isinstance(value, bool | np.bool_):
-        return float(value)
-    if isinstance(value, numbers.Real) and not _compat.is_array(value):
-        return float(value)
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        return float(value.item())
-    return None
+    if kind != ctx.lib:
+        if kind == SCALAR and isinstance(value, np.generic):
+            value = value.item()
+        try:
+            value = xp.asarray(value, device=ctx.device)
+        except Exception as exc:
+            raise TypeError(f"{name}: cannot be converted to an array ({exc})") from None
+    own = ctx.backend.own
+    return value if own is None else own(value)
 
 
 def as_float(name: str, value: Any, *, lo: float = 0.0, hi: float = math.inf) -> float:
     """A Python float option in [lo, hi] (NaN is rejected)."""
-    f = _scalar(value)
+    f = _args.number(value)
     if f is None:
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     if not lo <= f <= hi:
@@ -282,15 +235,12 @@ def as_option(name: str, value: Any, *, lo: float = 0.0, hi: float = math.inf) -
     [lo, hi], or a 0-d array as given where its value cannot be read (a tracer under
     ``jax.jit``, which traces such options as arrays, as optax does); concrete 0-d
     arrays are read and checked like numbers."""
-    if _scalar(value) is not None or not _compat.is_array(value):
+    if _args.number(value) is not None or not _compat.is_array(value):
         return as_float(name, value, lo=lo, hi=hi)
     if tuple(value.shape) != ():
         raise TypeError(f"{name}: expected a real number or a 0-d array, got an array of "
                         f"shape {tuple(value.shape)}")
-    # (array-api-compat calls every JAX array lazy; only tracers lack values)
-    lazy = _compat.is_jax_tracer(value) if _compat.is_jax_array(value) else \
-        _compat.is_lazy_array(value)
-    if lazy:
+    if _compat.has_no_values(value):
         return value  # no value to check: used as it is, in the computation
     try:
         f = float(value)
@@ -306,10 +256,13 @@ def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> st
     return reduction
 
 
-def check_validate(validate: Any) -> bool | str:
-    if validate is True or validate is False or validate == "always":
-        return validate  # type: ignore[no-any-return]
-    raise ValueError(f"validate: expected True, False or 'always', got {validate!r}")
+def check_validate(validate: Any) -> bool:
+    """Whether values are checked; a ValueError for anything but True, False and
+    ``"always"``."""
+    checked = _args.validate_mode(validate)
+    if checked is None:
+        raise ValueError(f"validate: expected True, False or 'always', got {validate!r}")
+    return checked
 
 
 def _weight_like(
@@ -317,9 +270,9 @@ def _weight_like(
     validate: bool,
 ) -> Array | float:
     if kind == SCALAR:
-        f = _scalar(value)
+        f = _args.number(value)
         if f is not None:
-            if validate and not 0.0 <= f < math.inf:
+            if validate and not _args.weight_ok(f):
                 raise ValueError(f"{name}: expected a finite non-negative number, got {f}")
             return f
     arr = _as_array(name, value, kind, ctx)
@@ -329,20 +282,6 @@ def _weight_like(
         )
     _check_broadcast(name, tuple(arr.shape), shape)
     return ctx.xp.astype(arr, dtype, copy=False)
-
-
-def _autocast_float32(ctx: Context, dtype: Any) -> bool:
-    """PyTorch's autocast runs binary_cross_entropy_with_logits in float32 (its "fp32"
-    list): half-precision logits under an active autocast give a float32 result."""
-    import torch
-
-    if dtype not in (torch.float16, torch.bfloat16):
-        return False
-    dev_type = ctx.device.type if ctx.device is not None else "cpu"
-    try:
-        return bool(torch.is_autocast_enabled(dev_type))
-    except TypeError:  # pragma: no cover - torch < 2.4 has no device argument
-        return bool(torch.is_autocast_enabled())
 
 
 def _honour_masked(labels: Any, logits: Any, mask: Any, labels_name: str,
@@ -385,19 +324,21 @@ def prepare(
     without a copy or a device transfer); lists and NumPy scalars go into the
     namespace, device and floating dtype of the array arguments.
 
-    ``chunked``: the caller runs NumPy inputs through the chunked NumPy engine, which
-    casts labels and applies the mask chunk by chunk; then neither is done here on
-    NumPy's native path (no full-size copy), and ``Inputs.deferred`` says so.
+    ``chunked``: the caller gives the inputs to the backend's ``whole``
+    implementation where it has one, which casts labels and applies the mask itself
+    (chunk by chunk: no full-size copy); then neither is done here, and
+    ``Inputs.deferred`` says so.
 
-    ``defer_checks``: the caller runs the value checks itself (``Inputs.pending``)
-    where it can fold them into the compiled call of eager TensorFlow: one dispatch
-    instead of two (half of a 1e3-element call). Elsewhere they run here.
+    ``defer_checks``: the caller leaves the value checks (``Inputs.pending``) to the
+    backend's ``checked_loss`` where it has one (one compiled call instead of two).
+    Elsewhere they run here.
     """
     if labels is None:
         raise TypeError(f"{labels_name}: required")
     if logits is None:
         raise TypeError(f"{logits_name}: required")
-    validate = check_validate(validate)
+    checked = check_validate(validate)
+    always = checked and type(validate) is str  # "always": device arrays are checked too
     labels, logits, mask = _honour_masked(labels, logits, mask, labels_name, logits_name)
     for name, value in (("pos_weight", pos_weight), ("weight", weight)):
         if _compat.split_masked(value)[1] is not None:
@@ -414,7 +355,7 @@ def prepare(
         named["mask"] = mask
     kinds = {name: kind_of(v) for name, v in named.items()}
     ctx = context(named, kinds, xp)
-    ns = ctx.xp
+    ns, b = ctx.xp, ctx.backend
 
     # logits: a real floating array; half precision is computed in float32.
     x = _as_array(logits_name, logits, kinds["logits"], ctx)
@@ -429,8 +370,8 @@ def prepare(
         ref = [named[n].dtype for n, k in kinds.items() if k == ctx.lib
                and _is_real_floating(ns, named[n].dtype)]
         if ref:
-            x = ns.astype(x, _native_numpy(np.empty(0, ref[0])).dtype
-                          if ctx.lib == "numpy" else ref[0])
+            x = ns.astype(x, ref[0])
+            x = x if b.own is None else b.own(x)
         elif not _is_real_floating(ns, x.dtype):
             x = ns.astype(x, ns.asarray(0.0, device=ctx.device).dtype)
     out_dtype = x.dtype
@@ -438,8 +379,8 @@ def prepare(
         compute = out_dtype
     else:
         compute = ns.float32
-        if ctx.lib == "torch" and _autocast_float32(ctx, out_dtype):
-            out_dtype = compute
+        if b.output_dtype is not None:
+            out_dtype = b.output_dtype(out_dtype, ctx.device)
     x = ns.astype(x, compute, copy=False)
     shape = tuple(x.shape)
 
@@ -453,17 +394,17 @@ def prepare(
         raise ValueError(
             f"{labels_name} and {logits_name} must have the same shape, got {zshape} and {shape}"
         )
-    deferred = chunked and ctx.native and ctx.lib == "numpy"
+    deferred = chunked and ctx.native and b.whole is not None
     if not deferred:
         z = ns.astype(z, compute, copy=False)
 
     q: Array | float = 1.0
     if pos_weight is not None:
         q = _weight_like("pos_weight", pos_weight, kinds["pos_weight"], ctx, compute, shape,
-                         bool(validate))
+                         checked)
     w: Array | None = None
     if weight is not None:
-        wv = _weight_like("weight", weight, kinds["weight"], ctx, compute, shape, bool(validate))
+        wv = _weight_like("weight", weight, kinds["weight"], ctx, compute, shape, checked)
         # A scalar weight becomes a 0-d array: the reductions broadcast it like any other.
         w = wv if not isinstance(wv, float) else ns.asarray(wv, dtype=compute,
                                                              device=ctx.device)
@@ -481,128 +422,69 @@ def prepare(
             z = _core.where(m, z, 0.0, xp=ns)
             x = _core.where(m, x, 0.0, xp=ns)
 
-    may_read = bool(validate) and not ctx.traced and (not ctx.on_device or validate == "always")
+    may_read = checked and not ctx.traced and (not ctx.on_device or always)
     pending = None
     if may_read:
-        label_msg = "values must lie in [0, 1] (found values outside, or NaN)"
+        finite = "values must be finite and non-negative (found negative, infinite or NaN values)"
         checks = []
-        if deferred and m is not None:
-            from ._native import _numpy as native_numpy
-
-            if not native_numpy.check_masked_labels(z, m):
-                raise ValueError(f"{labels_name}: {label_msg}")
-        elif z.dtype != ns.bool:  # bool labels (kept by the NumPy engine) lie in [0, 1]
-            checks.append((labels_name, label_msg, z, 0.0, 1.0))
+        if z.dtype != ns.bool:  # bool labels (kept by a backend's whole path) lie in [0, 1]
+            checks.append(Check(labels_name, "values must lie in [0, 1] (found values outside, "
+                                "or NaN)", z, 0.0, 1.0, m if deferred else None))
         if not isinstance(q, float):
-            checks.append(("pos_weight", "values must be finite and non-negative "
-                           "(found negative, infinite or NaN values)", q, 0.0, math.inf))
+            checks.append(Check("pos_weight", finite, q, 0.0, math.inf))
         if w is not None and not (weight is not None and kinds["weight"] == SCALAR):
-            checks.append(("weight", "values must be finite and non-negative "
-                           "(found negative, infinite or NaN values)", w, 0.0, math.inf))
-        if defer_checks and checks and ctx.lib == "tensorflow" and ctx.native:
+            checks.append(Check("weight", finite, w, 0.0, math.inf))
+        if defer_checks and checks and ctx.native and b.checked_loss is not None:
             pending = checks
-        else:
-            check_values(ns, ctx.lib, checks, native=ctx.native)
-    return Inputs(xp=ns, lib=ctx.lib, z=z, x=x, q=q, weight=w, mask=m, out_dtype=out_dtype,
-                  acc_dtype=accumulation_dtype(ctx, compute), native=ctx.native,
-                  nonneg=may_read, deferred=deferred, pending=pending)
+        elif checks:
+            check_values(ns, b, ctx.native, checks)
+    return Inputs(xp=ns, lib=ctx.lib, backend=b, z=z, x=x, q=q, weight=w, mask=m,
+                  out_dtype=out_dtype, acc_dtype=accumulation_dtype(ctx, compute),
+                  native=ctx.native, deferred=deferred, pending=pending)
 
 
 def finish(inp: Inputs, out: Array) -> Array:
-    """The result in the output dtype; NumPy's 0-d arithmetic returns scalars, which
-    go back into 0-d arrays (every backend returns an array)."""
+    """The result in the output dtype; 0-d arithmetic that gives a scalar (NumPy's)
+    goes back into a 0-d array (every backend returns an array)."""
     out = inp.xp.astype(out, inp.out_dtype, copy=False)
-    if inp.lib == "numpy" and not isinstance(out, np.ndarray):
-        out = np.asarray(out)
-    return out
+    return np.asarray(out) if isinstance(out, np.generic) else out
 
 
 def accumulation_dtype(ctx: Context, compute: Any) -> Any:
-    """float64 for sums of float32 values, where the backend has float64 (JAX only with
-    x64 enabled): a float32 accumulator drifts by 1e-3 over millions of rows."""
+    """float64 for sums of float32 values, where the backend has float64: a float32
+    accumulator drifts by 1e-3 over millions of rows."""
     ns = ctx.xp
     if compute != ns.float32:
         return compute
-    if ctx.lib == "jax":
-        import jax
-
-        return ns.float64 if jax.config.jax_enable_x64 else compute
-    if ctx.lib == "torch" and ctx.device is not None and ctx.device.type == "mps":
-        return compute  # pragma: no cover - no float64 on Apple GPUs
-    return ns.float64
+    f64 = getattr(ns, "float64", None)
+    sums = ctx.backend.float64_sums
+    if f64 is None or (sums is not None and not sums(ctx.device)):
+        return compute
+    return f64
 
 
-def check_values(
-    xp: ModuleType, lib: str, checks: list[tuple[str, str, Array, float, float]],
-    native: bool = False,
-) -> None:
-    """Raise for the first array whose values leave ``[lo, hi]`` (``hi = inf``: finite).
-
-    One min/max pass per array and one read of all verdicts together. NaN fails every
-    comparison, so it is refused too. Empty arrays pass.
-    """
-    if lib == "numpy":
-        flags = [numpy_in_range(a, lo, hi) for _, _, a, lo, hi in checks]
-    elif lib == "tensorflow" and native:
-        from ._native import _tf as native_tf
-
-        flags = native_tf.in_range([c[2] for c in checks], [(c[3], c[4]) for c in checks])
-    else:
-        flags = _read_verdicts(xp, lib, checks)
-    for ok, (name, msg, *_) in zip(flags, checks, strict=True):
+def check_values(xp: ModuleType, backend: Backend, native: bool, checks: list[Check]) -> None:
+    """Raise for the first array whose values leave ``[lo, hi]`` (``hi = inf``: finite),
+    naming it: the backend's ``in_range`` where it has one and may run (``native``),
+    else :func:`verdicts`."""
+    hook = backend.in_range
+    flags = hook(checks) if hook is not None and native else verdicts(xp, checks)
+    for ok, c in zip(flags, checks, strict=True):
         if not ok:
-            raise ValueError(f"{name}: {msg}")
+            raise ValueError(f"{c.name}: {c.message}")
 
 
-_C_CHECKED = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_))
-# the largest finite double: "finite" as a closed upper bound, for the C kernels' check
-FINITE_MAX = float(np.finfo(np.float64).max)
-
-
-def numpy_in_range(a: np.ndarray, lo: float, hi: float) -> bool:
-    """Whether every value of a NumPy array lies in ``[lo, hi]`` (``hi = inf``: finite;
-    NaN fails): one C pass for contiguous float32, float64 and bool arrays, where the
-    C kernels are built; else a min and a max."""
-    if not a.size:
-        return True
-    from ._native import _numpy as engine
-
-    f = engine._fused_module
-    if f is not None and a.dtype in _C_CHECKED and engine.c_ready(a):
-        return bool(f.within(a, lo, FINITE_MAX if hi == math.inf else hi))
-    return bool(bounds_hold(np.min(a), np.max(a), lo, hi))
-
-
-def bounds_hold(mn: Any, mx: Any, lo: float, hi: float) -> Any:
-    """``lo ≤ mn`` and ``mx ≤ hi`` (``mx < hi`` when ``hi`` is inf: finite values only),
-    elementwise on any backend's scalars or 0-d arrays; NaN fails both."""
-    return (mn >= lo) & ((mx < hi) if hi == math.inf else (mx <= hi))
-
-
-def _read_verdicts(
-    xp: ModuleType, lib: str, checks: list[tuple[str, str, Array, float, float]]
-) -> list[bool]:
-    """Every check's verdict on the device, then one read of them all."""
-    verdicts = []
-    for _, _, a, lo, hi in checks:
-        if lib == "torch":
-            import torch
-
-            if a.numel() == 0:
-                verdicts.append(torch.ones((), dtype=torch.bool, device=a.device))
-                continue
-            mn, mx = torch.aminmax(a.detach())
-        else:
-            if math.prod(tuple(a.shape)) == 0:
-                verdicts.append(xp.asarray(True))
-                continue
-            mn, mx = xp.min(a), xp.max(a)
-        verdicts.append(bounds_hold(mn, mx, lo, hi))
-    if lib == "torch":
-        import torch
-
-        flags: list[bool] = torch.stack(verdicts).tolist()  # the one read
-        return flags
-    if bool(xp.all(xp.stack(verdicts))):  # the one read on success
-        return [True] * len(verdicts)
-    return [bool(v) for v in verdicts]
+def verdicts(xp: ModuleType, checks: list[Check]) -> list[bool]:
+    """The value checks in the array API: each array's min and max on its device
+    (:func:`wce_xp._generic._core.bounds_hold`; NaN fails, empty arrays pass), then one
+    read of every verdict."""
+    out = []
+    for c in checks:
+        a = c.array if c.mask is None else _core.where(c.mask, c.array, c.lo, xp=xp)
+        if math.prod(tuple(a.shape)) == 0:
+            out.append(xp.asarray(True))
+            continue
+        out.append(_core.bounds_hold(xp.min(a), xp.max(a), c.lo, c.hi))
+    if bool(xp.all(xp.stack(out))):  # the one read on success
+        return [True] * len(out)
+    return [bool(v) for v in out]

@@ -87,12 +87,12 @@ def weighted_loss(
     * ``"select"``: ``|x|`` is a selection of ``x`` and ``-x``, so autodiff
       differentiates the analytic branch ``b·x + l·log1p(exp(-x))``, which *is* L for
       every real x (``softplus(x) = x + softplus(-x)``): derivatives of every order are
-      exact at 0. XLA (JAX, TensorFlow) fuses it; inductor's code for it is 2x slower.
+      exact at 0. XLA (JAX, TensorFlow) fuses it; inductor's code for it is slower.
     * ``"additive"``: ``|x|`` is ``abs(x)``, and ``x0·((b - a)/2 + l·x0/8)`` is added,
       with ``x0 = x`` where ``x == 0`` and 0 elsewhere: it adds exactly 0 to the value
       and the missing first and second derivatives at 0 (exact gradient and Hessian;
       third and higher derivatives at exactly 0 are not). Inductor fuses it at full
-      speed; XLA on CPU runs it 4x slower.
+      speed; XLA's CPU code for it is slower.
     """
     a = q * z
     b = 1.0 - z
@@ -115,9 +115,7 @@ def weighted_loss(
         # CPU compiler hands a reduction and the arithmetic just before it to a YNNPACK
         # fusion, and materializes every selection that feeds it as an array of its
         # own (four here, one pass each); ending on a selection, the whole loss is one
-        # loop fusion and only its result is read by the reduction. Measured at 1e7
-        # float32 elements, JAX's mean: 59 -> 32 ms (optax's 47 ms); elementwise and
-        # grad unchanged or faster.
+        # loop fusion and only its result is read by the reduction (BENCHMARKS.md).
         return xp.where(c == 0, t, loss)
     x0 = where(x == 0, x, 0.0, xp=xp)
     return loss + x0 * ((b - a) * 0.5 + (lw * 0.125) * x0)
@@ -130,6 +128,22 @@ def sigmoid_pair(x: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     r = 1.0 / (1.0 + e)
     er = e * r
     return xp.where(pos, r, er), xp.where(pos, er, r)
+
+
+def grad(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> Array:
+    """The derivative ``(1 - z)·σ(x) - q·z·σ(-x)`` of :func:`weighted_loss` in ``x``, in
+    operations whose own derivatives are accurate too (both sigmoids from
+    ``exp(-|x|)``; a ``σ`` differentiated as ``σ(1 - σ)`` cancels in the tails): the
+    backward passes of native kernels use it where a second derivative may follow."""
+    s_pos, s_neg = sigmoid_pair(x, xp=xp)
+    return (1.0 - z) * s_pos - (q * z) * s_neg
+
+
+def bounds_hold(mn: Any, mx: Any, lo: float, hi: float) -> Any:
+    """The value check: ``lo ≤ mn`` and ``mx ≤ hi`` (``mx < hi`` when ``hi`` is inf:
+    finite values only), elementwise on any library's scalars or 0-d arrays; NaN fails
+    both. ``mn`` and ``mx`` are an array's minimum and maximum."""
+    return (mn >= lo) & ((mx < hi) if hi == math.inf else (mx <= hi))
 
 
 def grad_hess(z: Array, x: Array, q: Array | float, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -273,7 +287,7 @@ def reduce_loss(
     loss's dtype, then those partial sums in ``acc_dtype``. A sum of ``block`` terms,
     in any order, is within ``(block - 1)·u`` of exact relative to the sum of their
     magnitudes (``u = 2^-24`` for float32: 4.2e-7 for 8 terms), and the accumulator
-    reads ``block`` times fewer values (TensorFlow's XLA: 1.5x faster at 1e7 for 8).
+    reads ``block`` times fewer values (the ``sum_block`` trait of a backend).
 
     ``count_by_sum``: the mean's count is a sum of ones rather than the extents of the
     shape, for libraries whose arrays may leave elements out (masked arrays) or

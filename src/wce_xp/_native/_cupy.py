@@ -5,7 +5,7 @@ Why it exists: the generic code launches about twenty kernels with a full-size
 temporary each; on a GPU the loss is memory-bound, so one kernel that reads the
 inputs once and writes once is several times faster (BENCHMARKS.md). The arithmetic
 is the generic formula in the inputs' precision (float32 in double precision made the
-kernel compute-bound at 35% of copy bandwidth on an H100); sums accumulate in double.
+kernel compute-bound on an H100, BENCHMARKS.md); sums accumulate in double.
 Tested against the generic path and the mpmath reference in tests/test_native.py
 and the accuracy tests.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+
+from .._registry import Backend
 
 Array = Any
 
@@ -166,12 +168,15 @@ def reduced_loss(
     mask: Array | None,
     reduction: str,
     axes: tuple[int, ...],
-) -> Array:
+    acc_dtype: Any = None,
+) -> Array | None:
     """Sum over ``axes`` in a fused reduction (double accumulator); mean and
     weighted_mean divide by a count or weight sum that is reduced separately.
     Masked elements were zeroed in ``z`` and ``x`` (the kernel skips them anyway)."""
     import cupy
 
+    if reduction not in ("sum", "mean", "weighted_mean"):
+        return None  # (the generic code computes any other)
     total = None
     if axes == tuple(range(x.ndim)):
         total = _sum_all(z, x, q, 1.0 if weight is None else weight,
@@ -198,3 +203,18 @@ def reduced_loss(
         denom = cupy.sum(wb, axis=axes, dtype=cupy.float64)
     empty = denom == 0
     return cupy.where(empty, cupy.nan, total / cupy.where(empty, 1, denom)).astype(x.dtype)
+
+
+def _state(arrays: list[Array], device: Any) -> tuple[bool, bool, bool]:
+    return False, True, True  # values on the GPU: a read is a synchronization
+
+
+# One fused kernel per operation: the loss is memory-bound on a GPU.
+BACKEND = Backend(
+    name="cupy",
+    state=_state,
+    counts_by_shape=True,
+    loss=weighted_loss,
+    reduced=reduced_loss,
+    grad_hess=grad_hess,
+)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._registry import Backend
 from . import _numpy
 
 Array = Any
@@ -34,16 +35,18 @@ def _align(v: Any, x: Array) -> Any:
     return v if v.chunks == x.chunks else v.rechunk(x.chunks)
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array:
+def weighted_loss(z: Array, x: Array, q: Array | float) -> Array | None:
     import dask.array as da
 
-    return da.map_blocks(weighted_loss_block, _align(z, x), x, _align(q, x), nonneg=nonneg,
+    if not applies(z, x, *([] if isinstance(q, float) else [q])):
+        return None
+    return da.map_blocks(weighted_loss_block, _align(z, x), x, _align(q, x),
                          dtype=x.dtype, meta=np.empty((0,) * x.ndim, x.dtype))
 
 
-def weighted_loss_block(z: Array, x: Array, q: Any, nonneg: bool) -> Array:
+def weighted_loss_block(z: Array, x: Array, q: Any) -> Array:
     """One block through the NumPy kernel (a named function: the graph layer's name)."""
-    return _numpy.weighted_loss(z, x, q, nonneg=nonneg, threads=1)  # Dask runs the blocks
+    return _numpy.weighted_loss(z, x, q, threads=1)  # Dask runs the blocks
 
 
 def _gh_block(z: Array, x: Array, q: Any) -> Array:
@@ -51,10 +54,26 @@ def _gh_block(z: Array, x: Array, q: Any) -> Array:
     return np.stack([g, h])
 
 
-def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array]:
+def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array] | None:
     import dask.array as da
 
+    if not applies(z, x, *([] if isinstance(q, float) else [q])):
+        return None
     qa = _align(q, x)
     both = da.map_blocks(_gh_block, _align(z, x), x, qa, dtype=x.dtype, new_axis=0,
                          chunks=((2,), *x.chunks), meta=np.empty((0,) * (x.ndim + 1), x.dtype))
     return both[0], both[1]
+
+
+def _state(arrays: list[Array], device: Any) -> tuple[bool, bool, bool]:
+    return True, True, False  # reading a value would compute the graph
+
+
+# Reductions are Dask's own tree reductions over the fast elementwise blocks.
+BACKEND = Backend(
+    name="dask",
+    state=_state,
+    counts_by_shape=True,
+    loss=weighted_loss,
+    grad_hess=grad_hess,
+)

@@ -10,7 +10,7 @@ per chunk too (label casts, masks, label smoothing, weights, the focal factor, a
 Chunks run on a pool of threads (ufuncs release the GIL); the chunking does not depend
 on the number of threads, and chunk sums are added in chunk order, so results are
 identical for every thread count. Measured in BENCHMARKS.md; tested against the
-generic path in tests/test_native.py and tests/test_engine.py.
+generic path in tests/test_native.py and tests/test_backend_numpy.py.
 
 float32 and float64 go to the C kernels of :mod:`wce_xp._fused` (one pass; float32
 within 1 ulp of mpmath, computed in double precision; float64 within the library's
@@ -19,7 +19,7 @@ logits' dtype or bool, a number or a pos_weight per element or per class) in one
 call whose own threads (or PyTorch's OpenMP threads, for tensors) take its tasks;
 anything else chunk by chunk, each chunk's operands copied to C-contiguous ones. The
 ufunc kernels below are what they stand in for, and run everything else (labels or
-weights of another dtype; installs without a C compiler). tests/test_engine.py runs
+weights of another dtype; installs without a C compiler). tests/test_backend_numpy.py runs
 both against mpmath.
 
 The arithmetic is the generic one: ``L = c·|x| + l·log1p(exp(-|x|))`` with
@@ -31,16 +31,22 @@ focal factor, masks and weights use the generic code itself, on chunk-sized arra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+from .. import _args
+from .._compat import numpy_namespace
+from .._generic import _core
+from .._registry import Backend, Check
 
 Array = Any
 
@@ -52,9 +58,22 @@ try:  # the kernels in C (optional: absent where no compiler built them)
 except ImportError:  # pragma: no cover - a build without a C compiler
     pass
 
-# The C kernels, or None: tests set it to None to run the ufunc kernels they stand for.
+# The C kernels in use, or None (c_kernels(False): the ufunc kernels they stand for).
 _fused: Any = _fused_module
 _BOOL = np.dtype(np.bool_)
+
+
+@contextlib.contextmanager
+def c_kernels(on: bool) -> Iterator[None]:
+    """Within this block the C kernels run where they were built (``on``), or the ufunc
+    kernels run everything, as on an install without a C compiler (for tests)."""
+    global _fused
+    old = _fused
+    _fused = _fused_module if on else None
+    try:
+        yield
+    finally:
+        _fused = old
 
 
 _C_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order
@@ -164,7 +183,7 @@ def loss_and_grad(z: Array, x: Array, q: Any,
 
 
 def _number(q: Any) -> Any:
-    """A pos_weight of one value as a Python float (as the express lane takes it, and
+    """A pos_weight of one value as a Python float (as the fast lane takes it, and
     the C kernels can); anything else as it is."""
     return float(q) if not isinstance(q, float) and np.ndim(q) == 0 else q
 
@@ -253,7 +272,7 @@ def get_num_threads() -> int:
 
     NumPy arrays are computed on this many threads: the C kernels cut a call into
     tasks of 2048 elements that its threads take in turn, and the ufunc kernels (other
-    dtypes, options, installs without a C compiler) run chunks of about 64K elements
+    dtypes, options, installs without a C compiler) run chunks of 65,536 elements
     on a pool of Python threads (ufuncs release the GIL). PyTorch CPU tensors use at
     most ``torch.get_num_threads()`` of them, and the C kernels then run on PyTorch's
     own OpenMP threads. Results do not depend on it: the tasks and chunks and the order
@@ -271,7 +290,7 @@ def get_num_threads() -> int:
     -----
     A C call gives each thread two tasks at least (a call of up to three tasks, 6,144
     elements, runs on the calling thread); its threads are started on first use and
-    wait about 200 µs for the next call before they sleep. The ufunc kernels run a call
+    spin briefly for the next call before they sleep. The ufunc kernels run a call
     under four chunks on the calling thread, since their GIL hand-overs cost more than
     a second thread gains there. ``benchmarks/training.py`` prints the table of
     throughput against threads for your machine (BENCHMARKS.md has the 2-core one).
@@ -422,7 +441,7 @@ def _log_term(xc: Array, zc: Array, qc: Array | float, buf: _Buffers) -> tuple[A
     first (so that ``-a·x`` costs one pass). With the scalar ``q = 1``, ``l = 1`` needs
     no pass."""
     y, g, a, b = buf.y, buf.g, buf.a, buf.b
-    np.abs(xc, out=y)  # (copysign(x, -1) is one pass but 3x slower: not vectorized)
+    np.abs(xc, out=y)  # (copysign(x, -1) is one pass but not vectorized)
     np.negative(y, out=y)
     np.exp(y, out=y)
     np.log1p(y, out=g)  # log1p(exp(-|x|)) in [0, log 2]
@@ -439,39 +458,19 @@ def _log_term(xc: Array, zc: Array, qc: Array | float, buf: _Buffers) -> tuple[A
     return a, b
 
 
-def _chunk_loss(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
-    """The loss of one chunk into ``out``, for non-negative ``a = q·z`` and ``b = 1 - z``.
-
-    Masked ufuncs (``where=``) and ``np.where`` are 20-50x slower than plain ufuncs
-    here, so the selection ``c·|x|`` is done arithmetically: ``max(b·x, -(a·x))`` is
-    exactly ``b·x`` for ``x ≥ 0`` and ``a·|x|`` for ``x < 0`` (a, b ≥ 0). ``fmax``
-    skips the NaN of ``0·inf`` at infinite logits and the final ``fmax(·, 0)`` turns
-    the remaining ``-inf`` or NaN of that case into the limit 0. A NaN logit still
-    reaches the result through the log1p term.
-    """
-    if _c_loss(xc, zc, qc, out):
-        return out
-    na, b = _log_term(xc, zc, qc, buf)
-    bx, ax = buf.b, buf.t
-    np.multiply(b, xc, out=bx)  # b·x
-    np.multiply(na, xc, out=ax)  # a·(-x)
-    np.fmax(bx, ax, out=bx)
-    np.fmax(bx, 0.0, out=bx)  # c·|x|
-    np.add(bx, buf.g, out=out)
-    return out
-
-
-def _chunk_loss_signed(
+def _chunk_loss(
     xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array, check: bool = True
 ) -> Array:
-    """The loss of one chunk for coefficients of any sign (labels outside [0, 1],
-    negative weights: PyTorch's semantics, or ``validate=False``).
+    """The loss of one chunk into ``out``: the C kernel where it takes the operands, else
+    the generic rule in in-place ufuncs, for coefficients of any sign (labels outside
+    [0, 1] and negative weights give PyTorch's values).
 
-    ``c·|x| = b·max(x, 0) - a·min(x, 0)``: one of the two terms is 0 for each x, and
-    the sum has the sign of the coefficients. Only ``0·inf`` (a zero coefficient at an
-    infinite logit) gives NaN here; such a chunk is redone with explicit selections.
-    ``check=False``: the caller looks for that NaN itself (in a sum it computes anyway)
-    and calls :func:`_exact_signed` where it finds one.
+    ``c·|x| = b·max(x, 0) - a·min(x, 0)``: one of the two terms is 0 for each x (masked
+    ufuncs and ``np.where`` cost many passes more than plain ufuncs, so the selection
+    is arithmetic). Only ``0·inf`` (a zero coefficient at an infinite logit) gives NaN
+    here; such a chunk is redone by the exact rule. ``check=False``: the caller looks
+    for that NaN itself (in a sum it computes anyway) and calls :func:`_exact_signed`
+    where it finds one.
     """
     if _c_loss(xc, zc, qc, out):  # the exact rule (no NaN check needed)
         return out
@@ -491,7 +490,7 @@ def _chunk_loss_signed(
 def _exact_signed(xc: Array, zc: Array, qc: Array | float, buf: _Buffers, out: Array) -> Array:
     """The signed loss by the exact rule: ``c = a`` where ``x < 0`` else ``b``, and
     ``c = 0`` gives 0 whatever ``|x|`` is (a NaN logit stays NaN through the log term,
-    which is never guarded). Called right after :func:`_chunk_loss_signed` on the same
+    which is never guarded). Called right after :func:`_chunk_loss` on the same
     chunk, whose log term is still in ``buf.g``."""
     a_full = np.multiply(zc, qc)
     c = np.where(xc < 0, a_full, 1.0 - zc)
@@ -599,8 +598,8 @@ class _Layout:
 
 
 # Below four chunks a second thread does not pay for the GIL hand-overs of the ufunc
-# kernels (measured on the 2-core machine of BENCHMARKS.md: float32, 1.3e5-2e5
-# elements, 0.8-0.9x); a C kernel takes a chunk in one call, and two chunks pay.
+# kernels (BENCHMARKS.md, "threads"); a C kernel takes a chunk in one call, and two
+# chunks pay.
 PARALLEL_MIN = 4 * CHUNK
 
 
@@ -656,17 +655,16 @@ def _one_map(kernel: Any, z: Array, x: Array, q: Array | float, outs: list[Array
         np.multiply(outs[0], extra, out=outs[0])
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False,
+def weighted_loss(z: Array, x: Array, q: Array | float, *,
                   threads: int | None = None) -> Array:
-    """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype).
-    ``nonneg``: ``q·z`` and ``1 - z`` are known to be ≥ 0 (a shorter formula)."""
+    """Elementwise loss of NumPy arrays ``z``, ``x`` (same shape and float dtype)."""
     z, x, q = np.asarray(z), np.asarray(x), _number(q)
     c = _c_whole(x, z, q)
     if c is not None:  # one C call, on its threads (the exact rule for any sign)
         out = np.empty(x.shape, x.dtype)
         _fused.loss(*c, out, _nthreads(threads, x.size))
         return out
-    return _map(_chunk_loss if nonneg else _chunk_loss_signed, z, x, q, 1, threads)[0]
+    return _map(_chunk_loss, z, x, q, 1, threads)[0]
 
 
 def grad(z: Array, x: Array, q: Array | float, *, scale: Array | float | None = None,
@@ -703,11 +701,11 @@ def grad_hess(z: Array, x: Array, q: Array | float, *,
     return g, h
 
 
-def _plain(z: Array, x: Array, q: Any, nonneg: bool, reduction: str,
-           threads: int | None = None) -> Any:
+@np.errstate(**_QUIET)  # type: ignore[arg-type]
+def plain(z: Array, x: Array, q: Any, reduction: str, threads: int | None = None) -> Any:
     """The plain loss (no options): the elementwise loss, or its float64 sum or mean
     over every element, by one C call at any size (on its threads), else by the ufunc
-    kernels on one chunk; None where neither takes the operands as they are."""
+    kernel on one chunk; None where neither takes the operands as they are."""
     c = _c_whole(x, z, q)
     if c is not None:  # one C call: the loss, or its float64 sum
         n = _nthreads(threads, x.size)
@@ -721,30 +719,14 @@ def _plain(z: Array, x: Array, q: Any, nonneg: bool, reduction: str,
             or (z.dtype != x.dtype and z.dtype != _BOOL)):
         return None
     buf = _Buffers(x.shape, x.dtype)  # ufuncs take any shape: no reshaping
-    out = np.empty(x.shape, x.dtype) if reduction == "none" else buf.o
-    if nonneg:
-        _chunk_loss(x, z, q, buf, out)
-    elif reduction == "none":
-        _chunk_loss_signed(x, z, q, buf, out)
-    else:  # the sum below is the NaN check
-        _chunk_loss_signed(x, z, q, buf, out, check=False)
     if reduction == "none":
-        return out
+        return _chunk_loss(x, z, q, buf, np.empty(x.shape, x.dtype))
+    out = _chunk_loss(x, z, q, buf, buf.o, check=False)  # the sum below is the NaN check
     total = np.add.reduce(out, axis=None, dtype=np.float64)
-    if not nonneg and total != total:
+    if total != total:
         _exact_signed(x, z, q, buf, out)
         total = np.add.reduce(out, axis=None, dtype=np.float64)
     return total if reduction == "sum" else total / x.size
-
-
-# errstate as a decorator costs half of a ``with np.errstate(...)`` block (0.5 µs)
-plain_quiet = np.errstate(**_QUIET)(_plain)  # type: ignore[arg-type]
-
-
-def one_chunk(z: Array, x: Array, q: float, *, nonneg: bool, reduction: str) -> Any:
-    """The plain loss of a call that fits one chunk (no options), as short as it gets:
-    the elementwise loss, or its float64 sum or mean. ``z`` may be bool."""
-    return plain_quiet(z, x, q, nonneg, reduction, 1)
 
 
 # --- the whole loss family: options, focal factor, reductions ----------------------
@@ -760,7 +742,6 @@ def loss(
     focal: tuple[float, float | None] | None = None,
     reduction: str = "none",
     axes: tuple[int, ...] = (),
-    nonneg: bool = False,
     threads: int | None = None,
     with_denominator: bool = False,
 ) -> Any:
@@ -779,16 +760,15 @@ def loss(
     q = _number(q)
     if (weight is None and mask is None and not smoothing and focal is None and x.size
             and (not red or axes == tuple(range(x.ndim)))):
-        value = plain_quiet(z, x, q, nonneg, reduction, threads)  # the short way
+        value = plain(z, x, q, reduction, threads)  # the short way
         if value is not None:  # (without weights, weighted_mean is the mean)
             denom = float(x.size) if reduction in ("mean", "weighted_mean") else None
             return (value, denom) if with_denominator else value
     # the focal factor is the generic code on chunk-sized temporaries: half-size chunks
-    # keep its memory per thread where it was (tests/test_engine.py bounds it)
-    plain = focal is None and mask is None and weight is None
+    # keep its memory per thread where it was (tests/test_backend_numpy.py bounds it)
+    bare = focal is None and mask is None and weight is None
     lay = _Layout(x, {"z": z, "q": q, "w": weight, "m": mask}, axes if red else None,
                   CHUNK if focal is None else CHUNK // 2)
-    kernel = _chunk_loss if nonneg else _chunk_loss_signed
     out = None if red else np.empty(x.shape, dtype)
     out_view = None if out is None else out.reshape(lay.x.shape)
     raxes = lay.axes or ()
@@ -814,12 +794,13 @@ def loss(
             xc = np.where(mc, xc, 0.0)
         if smoothing:
             zc = zc * (1.0 - smoothing) + 0.5 * smoothing
-        c = _c_args(xc, zc, qc) if red and plain and xc.ndim == 1 and raxes == (0,) \
+        c = _c_args(xc, zc, qc) if red and bare and xc.ndim == 1 and raxes == (0,) \
             else None
         if c is not None:  # the sum in C, the loss never written
-            return np.float64(_fused.loss_sum(*c)), None
+            # (no weight and no mask: a weighted mean's denominator is the count)
+            return np.float64(_fused.loss_sum(*c)), (float(xc.size) if want_denom else None)
         buf = _Buffers(xc.shape, dtype)
-        lc = kernel(xc, zc, qc, buf, buf.o if out_view is None else out_view[i0:i1])
+        lc = _chunk_loss(xc, zc, qc, buf, buf.o if out_view is None else out_view[i0:i1])
         if focal is not None or mc is not None or wc is not None:
             lc = _options(lc, zc, xc, qc, wc, mc, focal)
             if out_view is not None:
@@ -843,7 +824,7 @@ def loss(
             return None
         return total, denom
 
-    one_call = plain and _c_chunks(dtype, q)
+    one_call = bare and _c_chunks(dtype, q)
     results = _for_chunks(task, lay.chunks, _threads_for(threads, lay.x.size, one_call)) \
         if lay.x.size else []
     if not red:
@@ -873,10 +854,7 @@ def _options(lc: Array, zc: Array, xc: Array, qc: Any, wc: Array | None, mc: Arr
              focal: tuple[float, float | None] | None) -> Array:
     """The focal factor, the mask and the weights on one chunk: the generic code itself
     (``_core``), on chunk-sized arrays."""
-    from array_api_compat import numpy as npx
-
-    from .._generic import _core
-
+    npx = numpy_namespace()
     if focal is not None:
         lc = _core.focal_loss(zc, xc, qc, focal[0], focal[1], xp=npx, ce=lc)
     if mc is not None:
@@ -919,3 +897,129 @@ def check_masked_labels(z: Array, mask: Array, threads: int | None = None) -> bo
         return bool((zc.min() >= 0) & (zc.max() <= 1))
 
     return all(_for_chunks(task, lay.chunks, _threads_for(threads, z.size)))
+
+
+# --- value checks -------------------------------------------------------------------
+
+_C_CHECKED = (np.dtype(np.float32), np.dtype(np.float64), _BOOL)
+# the largest finite double: "finite" as a closed upper bound, for the C kernels' check
+FINITE_MAX = float(np.finfo(np.float64).max)
+
+
+def in_range(a: Array, lo: float, hi: float) -> bool:
+    """Whether every value of a NumPy array lies in ``[lo, hi]`` (``hi = inf``: finite;
+    NaN fails), the rule of :func:`wce_xp._generic._core.bounds_hold`: one C pass for
+    contiguous float32, float64 and bool arrays, where the C kernels are built; else a
+    min and a max."""
+    if not a.size:
+        return True
+    f = _fused
+    if f is not None and a.dtype in _C_CHECKED and c_ready(a):
+        return bool(f.within(a, lo, FINITE_MAX if hi == math.inf else hi))
+    return bool(_core.bounds_hold(np.min(a), np.max(a), lo, hi))
+
+
+def verdicts(checks: list[Check]) -> list[bool]:
+    """The registry's ``in_range``: one pass per check (masked labels chunk by chunk)."""
+    return [in_range(c.array, c.lo, c.hi) if c.mask is None
+            else check_masked_labels(c.array, c.mask) for c in checks]
+
+
+# --- the fast lane: the commonest call, before the front door -----------------------
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order only
+# the reductions the engine computes (it declines any other: the generic code runs)
+TAKES = ("none", "sum", "mean", "weighted_mean")
+
+
+def _q_array(q: Array, x: Array, checked: bool) -> Array | float | None:
+    """A NumPy ``pos_weight`` of the logits' dtype: one value (as a float) or one per
+    class along the last axis; None for anything else or anything refused."""
+    if q.dtype != x.dtype or not x.ndim:
+        return None
+    if q.ndim == 0:
+        return _args.pos_weight_number(float(q), checked)
+    if q.ndim != 1 or q.shape[0] != x.shape[-1] or not q.size:
+        return None
+    if checked and not in_range(q, 0.0, math.inf):
+        return None
+    return q
+
+
+def fast_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
+              reduction: str) -> Any:
+    """A call without options on NumPy arrays of float32/float64 logits, labels of their
+    dtype (or bool) and shape, and a number or a NumPy ``pos_weight`` of one value or
+    one per class; None for anything else (and anything the checks refuse: the front
+    door raises)."""
+    x, z = logits, labels
+    if (type(z) is not np.ndarray or reduction not in TAKES or x.dtype not in _FLOATS
+            or (z.dtype != x.dtype and z.dtype != _BOOL) or z.shape != x.shape or not x.size):
+        return None
+    checked = _args.validate_mode(validate)
+    if checked is None:
+        return None
+    q = _q_array(pos_weight, x, checked) if type(pos_weight) is np.ndarray else \
+        _args.pos_weight_number(pos_weight, checked)
+    if q is None or (checked and not in_range(z, 0.0, 1.0)):
+        return None
+    return plain_or_chunked(z, x, q, reduction, None)
+
+
+def plain_or_chunked(z: Array, x: Array, q: Any, reduction: str,
+                     threads: int | None) -> Array:
+    """The plain loss of prepared operands: one C call or one chunk (:func:`plain`),
+    else the chunked engine; reductions as 0-d arrays of the logits' dtype."""
+    out = plain(z, x, q, reduction, threads)
+    if out is None:
+        out = loss(z, x, q, reduction=reduction, axes=tuple(range(x.ndim)), threads=threads)
+    return out if reduction == "none" else np.asarray(out, x.dtype)
+
+
+# --- the registry entry --------------------------------------------------------------
+
+def _own(a: Array) -> Array:
+    """Arrays of non-native byte order or extended precision as the native dtype of the
+    same precision (longdouble: float64, documented)."""
+    dt = a.dtype
+    if dt.kind == "f" and dt.itemsize > 8:
+        return a.astype(np.float64)
+    if not dt.isnative:
+        return a.astype(dt.newbyteorder("="))
+    return a
+
+
+def _all_numpy(*arrays: Any) -> bool:
+    return all(a is None or isinstance(a, float | np.ndarray) for a in arrays)
+
+
+def _loss_hook(z: Array, x: Array, q: Array | float) -> Array | None:
+    return weighted_loss(z, x, q) if _all_numpy(z, x, q) else None
+
+
+def _grad_hess_hook(z: Array, x: Array, q: Array | float) -> tuple[Array, Array] | None:
+    return grad_hess(z, x, q) if _all_numpy(z, x, q) else None
+
+
+def _whole_hook(z: Array, x: Array, q: Array | float, *, weight: Array | None,
+                mask: Array | None, smoothing: Any, focal: Any, reduction: str,
+                axes: tuple[int, ...]) -> Array | None:
+    if (not _all_numpy(z, x, q, weight, mask) or not isinstance(smoothing, float)
+            or reduction not in TAKES):
+        return None
+    return loss(z, x, q, weight=weight, mask=mask, smoothing=smoothing, focal=focal,
+                reduction=reduction, axes=axes)
+
+
+# Every option and reduction chunk by chunk on every core (the labels cast and the mask
+# applied per chunk: no full-size temporary); NumPy has no device and no trace.
+BACKEND = Backend(
+    name="numpy",
+    counts_by_shape=True,
+    own=_own,
+    loss=_loss_hook,
+    grad_hess=_grad_hess_hook,
+    whole=_whole_hook,
+    in_range=verdicts,
+    fast_lanes=((np.ndarray, fast_call),),
+)

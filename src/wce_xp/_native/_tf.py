@@ -2,7 +2,7 @@
 by XLA (``tf.function(jit_compile=True)``).
 
 Why it exists: eagerly, the generic code runs about twenty TensorFlow ops, each a
-separate kernel with a full-size temporary, about 2x slower than
+separate kernel with a full-size temporary, slower than
 ``tf.nn.weighted_cross_entropy_with_logits``; XLA fuses the same code into one loop,
 faster than TensorFlow's own eager function at every size measured (BENCHMARKS.md).
 The arithmetic is the generic code itself, so values and gradients (GradientTape
@@ -23,18 +23,18 @@ import tensorflow as tf
 
 from .. import _tf
 from .._generic import _core
-from .._validation import bounds_hold
+from .._registry import Backend, Check
 
 Array = Any
 
 
 @functools.cache
-def _compiled(kind: str, reduction: str, axes: tuple[int, ...], acc: Any, weighted: bool,
+def _compiled(function: str, reduction: str, axes: tuple[int, ...], acc: Any, weighted: bool,
               masked: bool) -> Any:
-    """One XLA function per static signature."""
+    """One XLA function per static signature (``function``: "loss" or "grad_hess")."""
 
     def loss(z: Array, x: Array, q: Array, *rest: Array) -> Any:
-        if kind == "grad_hess":
+        if function == "grad_hess":
             return _core.grad_hess(z, x, q, xp=_tf)
         it = iter(rest)
         weight = next(it) if weighted else None
@@ -62,7 +62,7 @@ def _call(build: Any, signature: tuple[Any, ...], *args: Array) -> Any:
 
     Looking the concrete function up by (builder, signature, shapes, dtypes) here,
     instead of letting ``tf.function`` match its arguments, saves most of its per-call
-    cost (about 0.3 ms of 0.45 ms at 1e3 elements)."""
+    cost (BENCHMARKS.md)."""
     key = (build, signature, *((tuple(a.shape), a.dtype) for a in args))
     fn = _CONCRETE.get(key)
     if fn is None:
@@ -96,7 +96,7 @@ def _flags(arrays: Any, bounds: tuple[tuple[float, float], ...]) -> tuple[Any, A
         if a.shape.num_elements() == 0:
             flags.append(tf.constant(True))
             continue
-        in_range = bounds_hold(tf.reduce_min(a), tf.reduce_max(a), lo, hi)
+        in_range = _core.bounds_hold(tf.reduce_min(a), tf.reduce_max(a), lo, hi)
         # XLA's min/max on CPU skip NaN (eager TensorFlow's propagate it): ask
         flags.append(in_range & tf.reduce_all(a == a))
     stacked = tf.stack(flags)
@@ -121,20 +121,19 @@ def _checked_compiled(reduction: str, axes: tuple[int, ...], acc: Any, weighted:
 
 def checked_loss(
     z: Array, x: Array, q: Array | float, *, weight: Array | None, mask: Array | None,
-    reduction: str, axes: tuple[int, ...], acc_dtype: Any,
-    checks: list[tuple[str, str, Array, float, float]],
+    reduction: str, axes: tuple[int, ...], acc_dtype: Any, checks: list[Check],
 ) -> Array:
     """The loss with every option but the focal factor, and the value checks that
-    :func:`wce_xp._validation.prepare` left pending, in one compiled call and one read
+    the front door left to it, in one compiled call and one read
     of the verdicts; raises ``ValueError`` for the first array out of its bounds."""
-    rest = [v for v in (weight, mask) if v is not None] + [c[2] for c in checks]
+    rest = [v for v in (weight, mask) if v is not None] + [c.array for c in checks]
     signature = (reduction, axes, acc_dtype, weight is not None, mask is not None,
-                 tuple((c[3], c[4]) for c in checks))
+                 tuple((c.lo, c.hi) for c in checks))
     out, ok, flags = _call(_checked_compiled, signature, z, x, _q(q, x), *rest)
     if not bool(ok):
-        for (name, msg, *_), good in zip(checks, tf.unstack(flags), strict=True):
+        for c, good in zip(checks, tf.unstack(flags), strict=True):
             if not bool(good):
-                raise ValueError(f"{name}: {msg}")
+                raise ValueError(f"{c.name}: {c.message}")
     return out
 
 
@@ -143,7 +142,7 @@ def _q(q: Array | float, x: Array) -> Array:
     return tf.constant(q, dtype=x.dtype) if isinstance(q, float) else q
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array:
+def weighted_loss(z: Array, x: Array, q: Array | float) -> Array:
     return _call(_compiled, ("loss", "none", (), None, False, False), z, x, _q(q, x))
 
 
@@ -156,7 +155,46 @@ def reduced_loss(
     z: Array, x: Array, q: Array | float, *, weight: Array | None, mask: Array | None,
     reduction: str, axes: tuple[int, ...], acc_dtype: Any,
 ) -> Array:
-    """Loss, mask, weights and the reduction in one compiled function."""
+    """Loss, mask, weights and the reduction in one compiled function (the front door
+    calls this only with a reduction)."""
     rest = [v for v in (weight, mask) if v is not None]
     signature = ("loss", reduction, axes, acc_dtype, weight is not None, mask is not None)
     return _call(_compiled, signature, z, x, _q(q, x), *rest)
+
+
+def verdicts(checks: list[Check]) -> list[bool]:
+    """The registry's ``in_range``: one compiled pass over every array, one read."""
+    return in_range([c.array for c in checks], [(c.lo, c.hi) for c in checks])
+
+
+def _state(arrays: list[Array], device: Any) -> tuple[bool, bool, bool]:
+    # inside tf.function (also Keras's compiled train step) tensors are symbolic, and
+    # the caller's own trace takes the generic code
+    traced = not tf.executing_eagerly()
+    return traced, not traced, "GPU" in str(device or "").upper()
+
+
+def _device_of(x: Array) -> Any:
+    return x.device
+
+
+def _own(x: Array) -> Array:
+    return _tf.asarray(x)  # a Variable's value (a tape still watches the variable)
+
+
+# Eager calls run the generic code compiled by XLA, checks included; XLA converts and
+# sums float64 at half the speed of its float32 row sums, hence blocks of 8.
+BACKEND = Backend(
+    name="tensorflow",
+    state=_state,
+    device_of=_device_of,
+    check_devices=False,  # TensorFlow places operations itself
+    counts_by_shape=True,
+    sum_block=8,
+    own=_own,
+    loss=weighted_loss,
+    reduced=reduced_loss,
+    grad_hess=grad_hess,
+    in_range=verdicts,
+    checked_loss=checked_loss,
+)

@@ -2,7 +2,7 @@
 tensors' memory, without copies, inside an autograd Function with the analytic backward.
 
 Why it exists: the generic code runs about twenty ATen kernels with full-size
-temporaries, 2-5x slower than ``torch.nn.functional.binary_cross_entropy_with_logits``.
+temporaries, slower than ``torch.nn.functional.binary_cross_entropy_with_logits``.
 The CPU tensors are viewed as NumPy arrays (``Tensor.numpy()`` shares memory) and
 go through the cache-sized NumPy kernel; CUDA tensors go to CuPy's fused kernel
 through DLPack when CuPy is installed. The backward pass is written in torch ops,
@@ -17,13 +17,15 @@ gradient. Anything else takes the generic path.
 
 from __future__ import annotations
 
-import os
+import functools
 from typing import Any
 
 import numpy as np
 
-from .. import _fork
+from .. import _args, _compat, _fork
 from .._compat import tensor_getters
+from .._generic import _core
+from .._registry import Backend, Check
 from . import _numpy
 
 Array = Any
@@ -45,11 +47,14 @@ def plain_memory(t: Any) -> bool:
     return bool(t.numel() == 0 or (address != 0 and address % t.element_size() == 0))
 
 
-def _kernel_backend(x: Any) -> str | None:
+def _route(x: Any) -> str | None:
+    """Which kernels compute on tensors like ``x``: ``"numpy"`` (the NumPy backend's C
+    or ufunc kernels on CPU memory), ``"cupy"`` or ``"triton"`` (CUDA), or None (the
+    generic code)."""
     import torch
 
     # Traces, functorch transforms and forward-mode AD were ruled out by the caller
-    # (_validation.context); here only what the kernels themselves need.
+    # (the backend's state trait); here only what the kernels themselves need.
     if (type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64)
             or not plain_memory(x)):
         return None
@@ -85,11 +90,9 @@ _openmp_shared = False
 def share_openmp() -> int:
     """Run the C kernels' threads on the OpenMP runtime that PyTorch loaded (its
     threads spin after each of its operations: a second set of threads would share the
-    cores with them), where PyTorch's parallel backend is OpenMP and the runtime is a
-    file mapped into this process; else they keep their own. Returns the address of
-    the runtime's ``GOMP_parallel``, or 0."""
-    import ctypes
-
+    cores with them), where :func:`wce_xp._compat.loaded_openmp_parallel` finds it;
+    else they keep their own. Returns the address of the runtime's ``GOMP_parallel``,
+    or 0."""
     import torch
 
     global _openmp_shared
@@ -99,22 +102,10 @@ def share_openmp() -> int:
     # not survive fork(), and libgomp hangs in the child at its next parallel region.
     if f is None or not getattr(torch._C, "has_openmp", False) or _fork.in_child:
         return 0
-    try:
-        with open("/proc/self/maps") as maps:  # Linux: the libraries loaded, by path
-            paths = sorted({line.split(None, 5)[-1].strip() for line in maps if "omp" in line})
-    except OSError:
-        return 0
-    for path in paths:
-        if not os.path.basename(path).startswith(("libgomp", "libiomp5", "libomp")):
-            continue
-        try:  # the library already loaded: the same runtime, the same threads
-            address = ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
-        except (OSError, AttributeError):
-            continue
-        if address:
-            f.use_openmp(address)
-            return int(address)
-    return 0
+    address = _compat.loaded_openmp_parallel()
+    if address:
+        f.use_openmp(address)
+    return address
 
 
 def _np(t: Any) -> Any:
@@ -193,7 +184,7 @@ _NP_DTYPES: dict[str, Any] = {"f": np.dtype(np.float32), "d": np.dtype(np.float6
 
 def labels_in_unit(z: Any) -> bool:
     """Whether every label of a CPU tensor is in [0, 1] (bool ones are), in one C pass
-    where it can (see :func:`wce_xp._express._labels_ok`)."""
+    where it can (the rule of :func:`wce_xp._native._numpy.in_range`)."""
     code = _code(z)
     if code == "?":
         return True
@@ -204,19 +195,14 @@ def labels_in_unit(z: Any) -> bool:
         address, n = z.data_ptr(), z.numel()
         if _inside(held, address, n * _SIZES[code]) and not address % _SIZES[code]:
             return bool(f.within((address, n, code), 0.0, 1.0))
-    from .._express import _labels_ok
-
-    return _labels_ok(z.detach().numpy())
+    return _numpy.in_range(z.detach().numpy(), 0.0, 1.0)
 
 
-def _run(kind: str, fn: str, z: Any, x: Any, q: Any, nonneg: bool = False) -> Any:
+def _run(route: str, fn: str, z: Any, x: Any, q: Any) -> Any:
     import torch
 
-    if kind == "numpy":
-        kw: dict[str, Any] = {"threads": _threads(x)}
-        if fn == "weighted_loss":
-            kw["nonneg"] = nonneg
-        res = getattr(_numpy, fn)(_np(z), _np(x), _np(q), **kw)
+    if route == "numpy":
+        res = getattr(_numpy, fn)(_np(z), _np(x), _np(q), threads=_threads(x))
         return torch.from_numpy(res) if fn != "grad_hess" else tuple(
             torch.from_numpy(r) for r in res)
     import cupy
@@ -230,25 +216,11 @@ def _run(kind: str, fn: str, z: Any, x: Any, q: Any, nonneg: bool = False) -> An
         torch.from_dlpack(r) for r in res)
 
 
-def _sigmoid(x: Any) -> Any:
-    """σ(x) from two smooth branches; each sees only the logits of its own sign, so
-    no exp overflows and autograd's derivative of it keeps its relative accuracy."""
-    import torch
-
-    pos = x >= 0
-    xp = torch.where(pos, x, 0.0)
-    xn = torch.where(pos, 0.0, x)
-    en = torch.exp(xn)
-    return torch.where(pos, 1.0 / (1.0 + torch.exp(-xp)), en / (1.0 + en))
-
-
 def grad_graph(z: Any, x: Any, q: Any) -> Any:
-    """The gradient ``(1 - z)·σ(x) - q·z·σ(-x)`` in differentiable torch ops, for the
-    backward passes under ``create_graph=True`` (double backward), with a σ whose own
-    derivative is accurate too (``torch.sigmoid``'s backward forms ``1 - σ``, which
-    cancels). Bool labels are cast to the logits' dtype."""
-    z = z.to(x.dtype)
-    return (1.0 - z) * _sigmoid(x) - (q * z) * _sigmoid(-x)
+    """The generic gradient (:func:`wce_xp._generic._core.grad`) in differentiable torch
+    ops, for the backward passes under ``create_graph=True`` (double backward). Bool
+    labels are cast to the logits' dtype."""
+    return _core.grad(z.to(x.dtype), x, q, xp=_compat.array_namespace(x))
 
 
 def cupy_stream(x: Any) -> Any:
@@ -323,7 +295,7 @@ def _watch(z: Any, x: Any) -> tuple[Any, ...] | None:
 
 def _unchanged(ctx: Any) -> bool:
     """Whether no tensor the forward pass read was modified in place since: PyTorch's
-    own check, made without unpacking the saved tensors (which costs a few µs a
+    own check, made without unpacking the saved tensors (which costs time every
     step). False where it cannot tell: the caller then unpacks them, and PyTorch
     raises its own error for a modified one."""
     w = getattr(ctx, "watch", None)
@@ -338,12 +310,12 @@ def _make_function() -> Any:
 
     class WeightedLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
-        def forward(ctx: Any, z: Any, x: Any, q: Any, kind: str, nonneg: bool) -> Any:
+        def forward(ctx: Any, z: Any, x: Any, q: Any, route: str) -> Any:
             ctx.save_for_backward(z, x)
             ctx.q = q
-            ctx.kind = kind
+            ctx.route = route
             ctx.g = []
-            if kind == "numpy":  # the loss and its gradient in one C pass, if it takes them
+            if route == "numpy":  # the loss and its gradient in one C pass, if it takes them
                 c = _c_operands(z, x, q)
                 if c is not None:
                     *operands, _held = c  # (kept alive until the C call returns)
@@ -357,7 +329,7 @@ def _make_function() -> Any:
                 if both is not None:
                     ctx.g.append(torch.from_numpy(both[1]))
                     return torch.from_numpy(both[0])
-            return _run(kind, "weighted_loss", z, x, q, nonneg)
+            return _run(route, "weighted_loss", z, x, q)
 
         @staticmethod
         def backward(ctx: Any, go: Any) -> Any:
@@ -369,26 +341,26 @@ def _make_function() -> Any:
             except IndexError:
                 g = None
             if g is not None and _unchanged(ctx) and not torch.is_grad_enabled():
-                return None, _times(g, go), None, None, None
+                return None, _times(g, go), None, None
             # PyTorch's check that no input was modified in place since the forward
             # pass raises here, as for its own operations
             z, x = ctx.saved_tensors
             q = ctx.q
             if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
-                return None, go * grad_graph(z, x, q), None, None, None
+                return None, go * grad_graph(z, x, q), None, None
             if g is not None:
-                return None, _times(g, go), None, None, None
+                return None, _times(g, go), None, None
             plain = (not _batched(go) and go.dtype == x.dtype and go.device == x.device
                      and not go.is_neg())  # (.numpy() refuses a pending negation)
-            if ctx.kind == "numpy" and plain:  # the incoming gradient in the kernel's pass
+            if ctx.route == "numpy" and plain:  # the incoming gradient in the kernel's pass
                 g = _numpy.grad(_np(z), _np(x), _np(q), scale=go.detach().numpy(),
                                 threads=_threads(x))
-                return None, torch.from_numpy(g), None, None, None
-            if ctx.kind == "numpy":
+                return None, torch.from_numpy(g), None, None
+            if ctx.route == "numpy":
                 g = _run("numpy", "grad", z, x, q)
             else:  # CuPy's kernel gives the Hessian too
-                g, _ = _run(ctx.kind, "grad_hess", z, x, q)
-            return None, go * g, None, None, None
+                g, _ = _run(ctx.route, "grad_hess", z, x, q)
+            return None, go * g, None, None
 
     return WeightedLoss
 
@@ -403,8 +375,7 @@ def _make_reduced_function() -> Any:
         backward pass computes the gradient only (one chunked pass on CPU)."""
 
         @staticmethod
-        def forward(ctx: Any, x: Any, z: Any, q: Any, w: Any, m: Any, reduction: str,
-                    nonneg: bool) -> Any:
+        def forward(ctx: Any, x: Any, z: Any, q: Any, w: Any, m: Any, reduction: str) -> Any:
             n = x.numel()
             ctx.g = []
             c = None if w is not None or m is not None or reduction == "weighted_mean" \
@@ -448,8 +419,7 @@ def _make_reduced_function() -> Any:
             else:
                 value, denom = _numpy.loss(
                     zn, xn, qn, weight=wn, mask=mn, reduction=reduction,
-                    axes=tuple(range(x.ndim)), nonneg=nonneg, threads=_threads(x),
-                    with_denominator=True)
+                    axes=tuple(range(x.ndim)), threads=_threads(x), with_denominator=True)
             ctx.save_for_backward(*saved)
             ctx.q, ctx.w, ctx.m = qn is not q, w is not None, m is not None
             ctx.q_float = q if qn is q else None
@@ -462,7 +432,7 @@ def _make_reduced_function() -> Any:
                 gn = ctx.g.pop()
             except IndexError:
                 gn = None
-            none = (None,) * 6
+            none = (None,) * 5
             grad_mode = torch.is_grad_enabled()
             batched = _batched(go)
             go_value = 1.0 if batched or grad_mode else _one_value(go)
@@ -516,53 +486,34 @@ def _reduced() -> Any:
     return _REDUCED
 
 
-def _raw_apply(function: Any) -> Any:
-    """``function.apply`` without its Python layer, for callers that have ruled out
-    ``torch.func`` transforms and functorch-wrapped tensors (the express lane). That
-    layer only routes calls under a transform to functorch and unwraps dead functorch
-    wrappers; skipping it saves about 2 µs of a 15 µs call. The C method it ends in
-    (``torch._C._FunctionBase.apply``) bound to the Function; ``function.apply`` where
-    PyTorch has no such method."""
-    import torch
-
-    base = getattr(torch._C, "_FunctionBase", None)
-    descriptor = getattr(base, "__dict__", {}).get("apply")
-    if descriptor is None or not hasattr(descriptor, "__get__"):
-        return function.apply
-    return descriptor.__get__(None, function)
-
-
 _APPLY_LOSS: Any = None
 _APPLY_REDUCED: Any = None
 
 
-def apply_loss(z: Array, x: Array, q: Array | float, nonneg: bool) -> Array:
+def apply_loss(z: Array, x: Array, q: Array | float) -> Array:
     """The elementwise autograd Function on CPU tensors the caller has checked (no
-    transform, no wrapped tensor; see :func:`_raw_apply`)."""
+    transform, no wrapped tensor: :func:`wce_xp._compat.function_apply`)."""
     global _APPLY_LOSS
     if _APPLY_LOSS is None:
-        _APPLY_LOSS = _raw_apply(_function())
-    return _APPLY_LOSS(z, x, q, "numpy", nonneg)
+        _APPLY_LOSS = _compat.function_apply(_function())
+    return _APPLY_LOSS(z, x, q, "numpy")
 
 
-def apply_reduced(z: Array, x: Array, q: Array | float, reduction: str,
-                  nonneg: bool) -> Array:
+def apply_reduced(z: Array, x: Array, q: Array | float, reduction: str) -> Array:
     """The fused reduction's autograd Function (no weight or mask) on CPU tensors the
     caller has checked (as for :func:`apply_loss`)."""
     global _APPLY_REDUCED
     if _APPLY_REDUCED is None:
-        _APPLY_REDUCED = _raw_apply(_reduced())
-    return _APPLY_REDUCED(x, z, q, None, None, reduction, nonneg)
+        _APPLY_REDUCED = _compat.function_apply(_reduced())
+    return _APPLY_REDUCED(x, z, q, None, None, reduction)
 
 
-def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
-                 mask: Array | None, reduction: str, nonneg: bool) -> Array | None:
+def _cpu_reduced(z: Array, x: Array, q: Array | float, weight: Array | None,
+                 mask: Array | None, reduction: str) -> Array | None:
     """A reduction over every element of CPU tensors, fused, with a gradient-only
     backward where only the logits require a gradient; None elsewhere."""
     import torch
 
-    if _kernel_backend(x) != "numpy":
-        return None
     others = [t for t in (z, q, weight, mask) if t is not None and not isinstance(t, float)]
     if any(type(t) is not torch.Tensor or t.device != x.device or not plain_memory(t)
            for t in others):
@@ -571,20 +522,64 @@ def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
         return None  # a gradient in labels or weights: the generic graph
     if not (torch.is_grad_enabled() and x.requires_grad):
         value = _numpy.loss(_np(z), _np(x), _np(q), weight=_np(weight), mask=_np(mask),
-                            reduction=reduction, axes=tuple(range(x.ndim)), nonneg=nonneg,
+                            reduction=reduction, axes=tuple(range(x.ndim)),
                             threads=_threads(x))
         return torch.from_numpy(np.asarray(value))
-    return _reduced().apply(x, z, q, weight, mask, reduction, nonneg)
+    return _reduced().apply(x, z, q, weight, mask, reduction)
 
 
-def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False) -> Array | None:
+def _cuda_reduced(z: Array, x: Array, q: Array | float, weight: Array | None,
+                  mask: Array | None, reduction: str, axes: tuple[int, ...]) -> Array | None:
+    """CUDA tensors without a gradient through CuPy's fused reduction; None elsewhere."""
+    import cupy
+    import torch
+
+    from . import _cupy
+
+    tensors = [t for t in (z, x, q, weight, mask) if isinstance(t, torch.Tensor)]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None  # autograd needs the elementwise graph
+    if any(type(t) is not torch.Tensor or t.device != x.device for t in tensors):
+        return None
+
+    def cp_(t: Any) -> Any:
+        return t if t is None or isinstance(t, float) else cupy.from_dlpack(t.detach())
+
+    with cupy_stream(x):
+        res = _cupy.reduced_loss(cp_(z), cp_(x), cp_(q), weight=cp_(weight), mask=cp_(mask),
+                                 reduction=reduction, axes=axes)
+    return torch.from_dlpack(res)
+
+
+def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
+                 mask: Array | None, reduction: str, axes: tuple[int, ...],
+                 acc_dtype: Any = None) -> Array | None:
+    """The registry's ``reduced``: a reduction over every axis, fused (the CPU kernels,
+    Triton's or CuPy's by where the tensors are); None elsewhere."""
+    if reduction not in ("sum", "mean", "weighted_mean") or axes != tuple(range(x.ndim)):
+        return None
+    route = _route(x)
+    if route == "numpy":
+        return _cpu_reduced(z, x, q, weight, mask, reduction)
+    if route == "triton":
+        from . import _triton
+
+        if weight is not None or mask is not None:
+            return None
+        return _triton.reduced(z, x, q, reduction)
+    if route == "cupy":
+        return _cuda_reduced(z, x, q, weight, mask, reduction, axes)
+    return None
+
+
+def weighted_loss(z: Array, x: Array, q: Array | float) -> Array | None:
     """The loss through the fused kernel, or None where the generic path must run."""
     import torch
 
-    kind = _kernel_backend(x)
-    if kind is None or type(z) is not torch.Tensor or not plain_memory(z):
+    route = _route(x)
+    if route is None or type(z) is not torch.Tensor or not plain_memory(z):
         return None
-    if kind == "triton":
+    if route == "triton":
         from . import _triton
 
         return _triton.loss(z, x, q)
@@ -594,21 +589,171 @@ def weighted_loss(z: Array, x: Array, q: Array | float, *, nonneg: bool = False)
     if z.requires_grad or z.device != x.device:
         return None
     if torch.is_grad_enabled() and x.requires_grad:
-        return _function().apply(z, x, q, kind, nonneg)
-    return _run(kind, "weighted_loss", z, x, q, nonneg)
+        return _function().apply(z, x, q, route)
+    return _run(route, "weighted_loss", z, x, q)
 
 
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array] | None:
     """Analytic gradient and Hessian through the fused kernel (no autograd graph)."""
     import torch
 
-    kind = _kernel_backend(x)
-    if kind is None or kind == "triton" or type(z) is not torch.Tensor or not plain_memory(z):
+    route = _route(x)
+    if route is None or route == "triton" or type(z) is not torch.Tensor or not plain_memory(z):
         return None  # (Triton: the generic grad_hess, one fusion under torch.compile too)
     if not isinstance(q, float) and (type(q) is not torch.Tensor or not plain_memory(q)):
         return None
     if (x.requires_grad or z.requires_grad or getattr(q, "requires_grad", False)) and \
             torch.is_grad_enabled():
         return None
-    result: tuple[Array, Array] = _run(kind, "grad_hess", z, x, q)
+    result: tuple[Array, Array] = _run(route, "grad_hess", z, x, q)
     return result
+
+
+# --- the fast lane: the commonest call on CPU tensors, before the front door -----------
+
+_lane: tuple[Any, ...] | None = None  # what the lane compares with, loaded once
+
+
+def _lane_types() -> tuple[Any, ...]:
+    global _lane
+    if _lane is None:
+        import torch
+
+        _lane = (torch.Tensor, torch.float32, torch.float64, torch.bool, torch,
+                 _compat.torch_probes())
+    return _lane
+
+
+def fast_call(labels: Any, logits: Any, pos_weight: Any, validate: Any,
+              reduction: str) -> Any:
+    """A call without options on plain CPU tensors of float32/float64 logits, labels of
+    their dtype (or bool) and shape without a gradient, and a number or PyTorch's own
+    ``pos_weight`` tensor: through the autograd Functions where the logits require a
+    gradient, else by one C call on the tensors' memory. None for anything else (the
+    front door then decides, with its errors)."""
+    tensor, f32, f64, tbool, torch, probes = _lane or _lane_types()
+    x, z = logits, labels
+    if type(z) is not tensor or reduction not in _numpy.TAKES:
+        return None
+    # (first: under a trace, shape tests would be recorded as constants)
+    if (probes.forward_ad() or probes.compiling() or probes.jit_tracing()
+            or probes.transforms_active() or probes.wrapped(x) or probes.wrapped(z)):
+        return None
+    dt = x.dtype
+    if ((dt is not f32 and dt is not f64) or (z.dtype is not dt and z.dtype is not tbool)
+            or not x.is_cpu or not z.is_cpu or z.shape != x.shape or not x.numel()):
+        return None
+    enabled = torch.is_grad_enabled()
+    if enabled and z.requires_grad:
+        return None  # a gradient in the labels: the generic graph
+    checked = _args.validate_mode(validate)
+    if checked is None or not (plain_memory(x) and plain_memory(z)):
+        return None
+    if type(pos_weight) is tensor:  # PyTorch's own pos_weight: a CPU tensor, no gradient
+        if (not pos_weight.is_cpu or pos_weight.requires_grad or probes.wrapped(pos_weight)
+                or pos_weight.dtype is not dt or not plain_memory(pos_weight)):
+            return None
+        if not pos_weight.dim():
+            q: Any = _args.pos_weight_number(float(pos_weight), checked)
+        else:
+            qd = pos_weight.detach()
+            qn = _numpy._q_array(qd.numpy(), x.detach().numpy(), checked)
+            q = qn if isinstance(qn, float) or qn is None else qd
+    else:
+        q = _args.pos_weight_number(pos_weight, checked)
+    if q is None or (checked and not labels_in_unit(z)):
+        return None
+    if enabled and x.requires_grad:  # the autograd Functions
+        if reduction == "none":
+            return apply_loss(z, x, q)
+        return apply_reduced(z, x, q, reduction)
+    threads = _threads(x)  # (1 for a call the C kernels run on one thread)
+    if type(q) is float:  # one C call on the tensors' memory (held for the call)
+        out = plain_by_address(z, x, q, reduction, threads)
+        if out is not None:
+            return out
+    # Detached aliases hold the storage the kernels read for the whole call, whatever
+    # another thread does to the caller's tensors meanwhile (x.set_(...)).
+    xd, zd = x.detach(), z.detach()
+    qe = q if isinstance(q, float) else q.numpy()
+    return torch.from_numpy(_numpy.plain_or_chunked(zd.numpy(), xd.numpy(), qe, reduction,
+                                                    threads))
+
+
+# --- the registry entry --------------------------------------------------------------
+
+def _state(tensors: list[Any], device: Any) -> tuple[bool, bool, bool]:
+    traced, native = _compat.torch_state(tensors)
+    return traced, native, device is not None and device.type != "cpu"
+
+
+def _float64_sums(device: Any) -> bool:
+    return device is None or device.type != "mps"  # no float64 on Apple GPUs
+
+
+def _output_dtype(dtype: Any, device: Any) -> Any:
+    """PyTorch's autocast runs binary_cross_entropy_with_logits in float32 (its "fp32"
+    list): half-precision logits under an active autocast give a float32 result."""
+    import torch
+
+    dev_type = device.type if device is not None else "cpu"
+    try:
+        on = bool(torch.is_autocast_enabled(dev_type))
+    except TypeError:  # pragma: no cover - torch < 2.4 has no device argument
+        on = bool(torch.is_autocast_enabled())
+    return torch.float32 if on else dtype
+
+
+def verdicts(checks: list[Check]) -> list[bool]:
+    """The registry's ``in_range``: a min and a max per tensor on its device, then one
+    read of every verdict."""
+    import torch
+
+    out = []
+    for c in checks:
+        a = c.array.detach()
+        if c.mask is not None:
+            a = torch.where(c.mask, a, c.lo)
+        if a.numel() == 0:
+            out.append(torch.ones((), dtype=torch.bool, device=a.device))
+            continue
+        mn, mx = torch.aminmax(a)
+        out.append(_core.bounds_hold(mn, mx, c.lo, c.hi))
+    flags: list[bool] = torch.stack(out).tolist()  # the one read
+    return flags
+
+
+@functools.cache
+def _warm_up() -> None:
+    """Call torch.exp once, on one element, before any real work: PyTorch 2.13 (CPU,
+    AVX512, two intra-op threads) computed the worker thread's half of the *first*
+    ``torch.exp`` call in a process with a relative error of 1.5e-4 in some fresh
+    processes (BENCHMARKS.md); one single-element call first made every process
+    exact. tests/test_native.py caught it."""
+    import torch
+
+    torch.exp(torch.zeros(1))
+
+
+def _fast_lanes() -> tuple[tuple[type, Any], ...]:
+    import torch
+
+    return ((torch.Tensor, fast_call),)
+
+
+# The CPU kernels of the NumPy backend on the tensors' memory, CuPy's or Triton's on
+# CUDA; inductor vectorizes the generic code's abs form.
+BACKEND = Backend(
+    name="torch",
+    state=_state,
+    counts_by_shape=True,
+    zero_form="additive",
+    float64_sums=_float64_sums,
+    output_dtype=_output_dtype,
+    warm_up=_warm_up,
+    loss=weighted_loss,
+    reduced=reduced_loss,
+    grad_hess=grad_hess,
+    in_range=verdicts,
+    fast_lanes=_fast_lanes(),
+)

@@ -80,7 +80,7 @@ def _grid(n: int) -> tuple[int]:
     return ((n + BLOCK - 1) // BLOCK,)
 
 
-def weighted_loss(z: Any, x: Any, q: Any, *, nonneg: bool = False) -> Any:
+def weighted_loss(z: Any, x: Any, q: Any) -> Any:
     """The elementwise loss, one kernel (no autograd graph), or None."""
     import torch
 
@@ -135,7 +135,11 @@ def grad(z: Any, x: Any, q: Any, go: Any, divisor: float = 1.0) -> Any:
 def _make_functions() -> tuple[Any, Any]:
     import torch
 
-    from ._torch import grad_graph
+    from .._compat import array_namespace
+    from .._generic import _core
+
+    def grad_graph(z: Any, x: Any, q: Any) -> Any:  # differentiable: double backward
+        return _core.grad(z.to(x.dtype), x, q, xp=array_namespace(x))
 
     class TritonLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
