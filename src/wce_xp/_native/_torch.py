@@ -21,6 +21,7 @@ import functools
 from typing import Any
 
 import numpy as np
+import torch
 
 from .. import _args, _compat, _fork
 from .._compat import tensor_getters
@@ -30,29 +31,30 @@ from . import _numpy
 
 Array = Any
 
+# (this module is loaded for tensors only: PyTorch is imported already)
+_STRIDED = torch.strided
+
 
 def plain_memory(t: Any) -> bool:
     """Whether a tensor's memory holds its values as a plain strided array that a kernel
     may read by address: strided layout (not sparse, MKL-DNN or nested), no pending
     negation or conjugation (PyTorch's neg/conj bits are applied when PyTorch reads,
     not stored), real storage (not a zero tensor), aligned to its element size."""
-    import torch
-
-    if t.layout is not torch.strided or t.is_neg() or t.is_conj():
+    if t.layout is not _STRIDED or t.is_neg() or (t.dtype.is_complex and t.is_conj()):
         return False
     try:
         address = t.data_ptr()
     except RuntimeError:  # no storage at all (meta, functional wrappers)
         return False
-    return bool(t.numel() == 0 or (address != 0 and address % t.element_size() == 0))
+    if not address:
+        return bool(t.numel() == 0)
+    return not address % t.itemsize
 
 
 def _route(x: Any) -> str | None:
     """Which kernels compute on tensors like ``x``: ``"numpy"`` (the NumPy backend's C
     or ufunc kernels on CPU memory), ``"cupy"`` or ``"triton"`` (CUDA), or None (the
     generic code)."""
-    import torch
-
     # Traces, functorch transforms and forward-mode AD were ruled out by the caller
     # (the backend's state trait); here only what the kernels themselves need.
     if (type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64)
@@ -77,8 +79,6 @@ def _threads(x: Any) -> int:
     The first time, the C kernels are put on PyTorch's OpenMP threads."""
     if x.numel() <= _numpy.SERIAL_MAX:
         return 1
-    import torch
-
     if not _openmp_shared:
         share_openmp()
     return min(int(torch.get_num_threads()), _numpy.get_num_threads())
@@ -93,8 +93,6 @@ def share_openmp() -> int:
     cores with them), where :func:`wce_xp._compat.loaded_openmp_parallel` finds it;
     else they keep their own. Returns the address of the runtime's ``GOMP_parallel``,
     or 0."""
-    import torch
-
     global _openmp_shared
     _openmp_shared = True
     f = _numpy._fused_module
@@ -119,8 +117,6 @@ _CODES: dict[Any, str] = {}
 def _code(t: Any) -> str | None:
     """The C kernels' type code of a tensor's dtype ('f', 'd', '?'), or None."""
     if not _CODES:
-        import torch
-
         _CODES.update({torch.float32: "f", torch.float64: "d", torch.bool: "?"})
     return _CODES.get(t.dtype)
 
@@ -164,8 +160,6 @@ def plain_by_address(z: Any, x: Any, q: float, reduction: str, threads: int) -> 
     """The plain loss of CPU tensors without a gradient (``"none"``, or the float64
     sum or mean over every element), by one C call on their memory; None where
     :func:`_c_operands` declines them."""
-    import torch
-
     c = _c_operands(z, x, q)
     if c is None:
         return None
@@ -199,8 +193,6 @@ def labels_in_unit(z: Any) -> bool:
 
 
 def _run(route: str, fn: str, z: Any, x: Any, q: Any) -> Any:
-    import torch
-
     if route == "numpy":
         res = getattr(_numpy, fn)(_np(z), _np(x), _np(q), threads=_threads(x))
         return torch.from_numpy(res) if fn != "grad_hess" else tuple(
@@ -229,8 +221,6 @@ def cupy_stream(x: Any) -> Any:
     import contextlib
 
     import cupy
-    import torch
-
     ts = torch.cuda.current_stream(x.device)
     if ts.cuda_stream == 0:
         return contextlib.nullcontext()
@@ -306,8 +296,6 @@ def _unchanged(ctx: Any) -> bool:
 
 
 def _make_function() -> Any:
-    import torch
-
     class WeightedLoss(torch.autograd.Function):  # type: ignore[misc]
         @staticmethod
         def forward(ctx: Any, z: Any, x: Any, q: Any, route: str) -> Any:
@@ -366,8 +354,6 @@ def _make_function() -> Any:
 
 
 def _make_reduced_function() -> Any:
-    import torch
-
     tensor = torch.Tensor
 
     class ReducedLoss(torch.autograd.Function):  # type: ignore[misc]
@@ -512,8 +498,6 @@ def _cpu_reduced(z: Array, x: Array, q: Array | float, weight: Array | None,
                  mask: Array | None, reduction: str) -> Array | None:
     """A reduction over every element of CPU tensors, fused, with a gradient-only
     backward where only the logits require a gradient; None elsewhere."""
-    import torch
-
     others = [t for t in (z, q, weight, mask) if t is not None and not isinstance(t, float)]
     if any(type(t) is not torch.Tensor or t.device != x.device or not plain_memory(t)
            for t in others):
@@ -532,7 +516,6 @@ def _cuda_reduced(z: Array, x: Array, q: Array | float, weight: Array | None,
                   mask: Array | None, reduction: str, axes: tuple[int, ...]) -> Array | None:
     """CUDA tensors without a gradient through CuPy's fused reduction; None elsewhere."""
     import cupy
-    import torch
 
     from . import _cupy
 
@@ -574,8 +557,6 @@ def reduced_loss(z: Array, x: Array, q: Array | float, *, weight: Array | None,
 
 def weighted_loss(z: Array, x: Array, q: Array | float) -> Array | None:
     """The loss through the fused kernel, or None where the generic path must run."""
-    import torch
-
     route = _route(x)
     if route is None or type(z) is not torch.Tensor or not plain_memory(z):
         return None
@@ -595,8 +576,6 @@ def weighted_loss(z: Array, x: Array, q: Array | float) -> Array | None:
 
 def grad_hess(z: Array, x: Array, q: Array | float) -> tuple[Array, Array] | None:
     """Analytic gradient and Hessian through the fused kernel (no autograd graph)."""
-    import torch
-
     route = _route(x)
     if route is None or route == "triton" or type(z) is not torch.Tensor or not plain_memory(z):
         return None  # (Triton: the generic grad_hess, one fusion under torch.compile too)
@@ -617,8 +596,6 @@ _lane: tuple[Any, ...] | None = None  # what the lane compares with, loaded once
 def _lane_types() -> tuple[Any, ...]:
     global _lane
     if _lane is None:
-        import torch
-
         _lane = (torch.Tensor, torch.float32, torch.float64, torch.bool, torch,
                  _compat.torch_probes())
     return _lane
@@ -694,8 +671,6 @@ def _float64_sums(device: Any) -> bool:
 def _output_dtype(dtype: Any, device: Any) -> Any:
     """PyTorch's autocast runs binary_cross_entropy_with_logits in float32 (its "fp32"
     list): half-precision logits under an active autocast give a float32 result."""
-    import torch
-
     dev_type = device.type if device is not None else "cpu"
     try:
         on = bool(torch.is_autocast_enabled(dev_type))
@@ -707,8 +682,6 @@ def _output_dtype(dtype: Any, device: Any) -> Any:
 def verdicts(checks: list[Check]) -> list[bool]:
     """The registry's ``in_range``: a min and a max per tensor on its device, then one
     read of every verdict."""
-    import torch
-
     out = []
     for c in checks:
         a = c.array.detach()
@@ -730,14 +703,10 @@ def _warm_up() -> None:
     ``torch.exp`` call in a process with a relative error of 1.5e-4 in some fresh
     processes (BENCHMARKS.md); one single-element call first made every process
     exact. tests/test_native.py caught it."""
-    import torch
-
     torch.exp(torch.zeros(1))
 
 
 def _fast_lanes() -> tuple[tuple[type, Any], ...]:
-    import torch
-
     return ((torch.Tensor, fast_call),)
 
 
