@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("all", "without function_apply", "without by_address", "without openmp")
@@ -115,9 +114,18 @@ def main() -> int:
     text = report(med)
     print(text)
     if not args.no_write:
+        import datetime
+
         from benchmarks.bench import machine, write_section
 
-        write_section("internals", f"{machine()}\n\n{text}\n")
+        day = datetime.date.today().isoformat()
+        head = (f"### Private internals: what each is worth — measured {day}\n\n"
+                "`benchmarks/internals.py`: PyTorch CPU, (N, 10) float32, `pos_weight` a "
+                "tensor, default threads, rounds of one process per variant in alternating "
+                "order, the median per cell. Each figure is the time with that internal "
+                "replaced by its public fallback over the time with every internal (above "
+                "1: the internal gains).")
+        write_section("internals", f"{head}\n\nMachine: {machine()}\n\n{text}\n")
         (ROOT / "benchmarks" / "results" / "internals.json").write_text(json.dumps(med))
     return 0
 

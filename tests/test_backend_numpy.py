@@ -149,7 +149,6 @@ def test_results_do_not_depend_on_the_thread_count():
 
 
 def test_thread_settings(monkeypatch):
-    old = _numpy._threads
     try:
         wce_xp.set_num_threads(3)
         assert wce_xp.get_num_threads() == 3
@@ -167,7 +166,7 @@ def test_thread_settings(monkeypatch):
         monkeypatch.delenv("WCE_XP_NUM_THREADS")
         assert wce_xp.get_num_threads() == _numpy.cores()
     finally:
-        _numpy._threads = old
+        wce_xp.set_num_threads(None)  # (the default: what every other test runs with)
 
 
 @pytest.mark.parametrize("threads", [2, 3, 16])
@@ -242,7 +241,6 @@ def test_reductions_with_options_stay_in_bounded_memory(option):
         kw["reduction"] = "weighted_mean"
     if "focal" in option:
         fn, args = focal, args[:2]
-    old = _numpy._threads
     try:
         for threads in (1, 2):
             wce_xp.set_num_threads(threads)
@@ -252,7 +250,7 @@ def test_reductions_with_options_stay_in_bounded_memory(option):
             tracemalloc.stop()
             assert peak < 8 * 2**20, f"{option}, {threads} threads: {peak / 2**20:.1f} MiB"
     finally:
-        _numpy._threads = old
+        wce_xp.set_num_threads(None)  # (the default: what every other test runs with)
 
 
 # --- the float32 kernels in C (wce_xp._fused) against the ufunc kernels and mpmath ----
