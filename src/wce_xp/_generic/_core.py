@@ -338,5 +338,11 @@ def reduce_loss(
         if mask is not None:
             w = where(mask, w, 0.0, xp=xp)
         denom = xp.sum(w, axis=axes, dtype=acc)
+    return divide_or_nan(total, denom, xp=xp)
+
+
+def divide_or_nan(total: Array, denom: Array, *, xp: ModuleType) -> Array:
+    """A mean from its sum and denominator: NaN where the denominator is 0 (a reduction
+    over no element, or over zero total weight), computed without a 0/0 (no warning)."""
     empty = denom == 0
     return where(empty, math.nan, total / where(empty, 1.0, denom, xp=xp), xp=xp)

@@ -845,9 +845,8 @@ def _divide(total: Array, denom: Array | None, reduction: str, n: float) -> Arra
     that is 0: a reduction over nothing)."""
     if reduction == "sum":
         return total
-    d = np.full(np.shape(total), n) if denom is None else denom
-    empty = d == 0
-    return np.where(empty, math.nan, total / np.where(empty, 1.0, d))
+    d = np.full(np.shape(total), n) if denom is None else np.asarray(denom)
+    return np.asarray(_core.divide_or_nan(np.asarray(total), d, xp=numpy_namespace()))
 
 
 def _options(lc: Array, zc: Array, xc: Array, qc: Any, wc: Array | None, mc: Array | None,
