@@ -58,7 +58,8 @@ def numpy(session: nox.Session) -> None:
     # the docstrings' examples (TensorFlow's and Keras's modules: in their own sessions)
     session.run("pytest", "--doctest-modules", "src/wce_xp", "--ignore=src/wce_xp/_tf.py",
                 "--ignore=src/wce_xp/_native/_tf.py", "--ignore=src/wce_xp/keras.py",
-                "--ignore=src/wce_xp/_native/_triton_kernels.py")
+                "--ignore=src/wce_xp/_native/_triton_kernels.py",
+                "--ignore=src/wce_xp/sklearn.py")  # (scikit-learn: the boosting session)
 
 
 @nox.session
@@ -107,8 +108,12 @@ def keras(session: nox.Session) -> None:
 
 @nox.session
 def boosting(session: nox.Session) -> None:
+    """The gradient-boosting objectives against XGBoost and LightGBM, and the
+    scikit-learn metric in a real cross-validation (scikit-learn comes with them)."""
     session.install("-e", ".[test,xgboost,lightgbm]")
-    session.run("pytest", "tests/test_boosting.py", "--backend", "numpy", *session.posargs)
+    session.run("pytest", "tests/test_boosting.py", "tests/test_sklearn.py", "--backend",
+                "numpy", *session.posargs)
+    session.run("pytest", "--doctest-modules", "src/wce_xp/sklearn.py")
 
 
 @nox.session

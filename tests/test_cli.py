@@ -169,7 +169,7 @@ def test_eval_dask_local_cluster_equals_numpy(files):
         (["missing.npy", "z.npy"], ["LOGITS file", "missing.npy", "no such file"]),
         (["x.npy", "."], ["LABELS file", "not a regular file"]),
         (["trunc.npy", "z.npy"], ["trunc.npy", "not a valid .npy file"]),
-        (["magic.npy", "z.npy"], ["magic.npy", "not a valid .npy file"]),
+        (["magic.npy", "z.npy"], ["magic.npy", "is not a .npy file", "numpy.save"]),
         (["both.npz:nope", "z.npy"], ["both.npz:nope", "no array named 'nope'", "logits"]),
         (["both.npz", "z.npy"], ["holds 2 arrays"]),
         (["xs.npy", "z.npy"], ["xs.npy", "not numeric"]),
@@ -781,3 +781,76 @@ def test_signal_during_shutdown_ends_quietly_after_the_report(files, sig):
     assert res.returncode == (130 if sig == "SIGINT" else 143), res.stderr
     assert res.stderr == ""
     assert res.stdout.startswith("wce-xp eval")  # the report was complete before
+
+
+# --- issue 20: what the command line writes ---------------------------------------------
+
+
+def test_the_output_extension_sets_the_format(files, tmp_path):
+    d, *_ = files
+    out = tmp_path / "report.json"
+    res = run(*_eval_args(d), "--per-class", "--output", out)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(out.read_text())  # JSON in the file, and on stdout
+    assert json.loads(res.stdout) == report and "per_class" in report
+    csv_out = tmp_path / "report.csv"
+    res = run(*_eval_args(d), "--per-class", "--output", csv_out)
+    assert res.returncode == 0, res.stderr
+    assert csv_out.read_text().splitlines()[0] == "class,loss,positives,negatives,pos_weight"
+    res = run(*_eval_args(d), "--format", "table", "--output", tmp_path / "r.json")
+    _err(res, "names a json file but --format is table", "drop --format")
+    assert not (tmp_path / "r.json").exists()
+    plain = tmp_path / "report.out"
+    assert run(*_eval_args(d), "--output", plain).returncode == 0
+    assert plain.read_text().startswith("wce-xp eval")
+
+
+def test_csv_for_pandas(files, tmp_path):
+    import csv
+    import io
+
+    d, *_ = files
+    res = run(*_eval_args(d), "--format", "csv", "--per-class")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    ref = json.loads(run(*_eval_args(d), "--format", "json", "--per-class").stdout)
+    assert len(rows) == len(ref["per_class"])
+    for row, want in zip(rows, ref["per_class"], strict=True):
+        assert int(row["class"]) == want["class"]
+        assert float(row["loss"]) == pytest.approx(want["loss"], rel=1e-12)
+        assert int(row["positives"]) == want["positives"]
+    res = run(*_eval_args(d), "--format", "csv")
+    lines = res.stdout.splitlines()
+    assert lines[0] == "loss,reduction,n_elements,n_masked,backend" and len(lines) == 2
+
+
+def test_counts_are_integers(files):
+    d, *_ = files
+    report = json.loads(run(*_eval_args(d), "--format", "json", "--per-class").stdout)
+    for c in report["per_class"]:
+        assert isinstance(c["positives"], int) and isinstance(c["negatives"], int)
+    table = run(*_eval_args(d), "--per-class").stdout
+    assert "e+" not in table.split("class")[-1]
+    big = {"loss": 0.5, "reduction": "mean", "n_elements": 6_000_000, "n_masked": 0,
+           "backend": "numpy", "pos_weight": [1.0], "elapsed_s": 1.0,
+           "elements_per_s": 6e6,
+           "per_class": [{"class": 0, "loss": 0.5, "positives": 2998810,
+                          "negatives": 3001190, "pos_weight": 1.0}]}
+    from wce_xp.cli._commands import build_parser, format_table
+
+    args = build_parser().parse_args(["eval", "a.npy", "b.npy"])
+    assert "2,998,810" in format_table(big, args)
+
+
+def test_a_text_file_named_npy_says_what_the_file_should_be(tmp_path):
+    (tmp_path / "x.npy").write_text("0.5,1.0\n")
+    np.save(tmp_path / "z.npy", np.zeros(2))
+    res = run("eval", tmp_path / "x.npy", tmp_path / "z.npy")
+    _err(res, "is not a .npy file", "numpy.save")
+    assert "allow_pickle" not in res.stderr
+
+
+def test_eval_alone_shows_its_usage_and_an_example():
+    res = run("eval")
+    assert res.returncode == 2
+    assert "usage: wce-xp eval" in res.stderr and "examples:" in res.stderr

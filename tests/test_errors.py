@@ -131,3 +131,81 @@ def test_missing_arguments():
         wce([1.0], pos_weight=1.0)
     with pytest.raises(TypeError, match=r"pos_weight: expected a real"):
         wce([1.0], np.zeros(1), "two")
+
+
+# --- errors that teach (issue 20) ------------------------------------------------------
+
+
+def test_swapped_arguments_are_named(xp, device, backend):
+    """Labels outside [0, 1] beside logits that all lie inside it: the message says the
+    two look swapped (optax and torchvision put logits first)."""
+    if backend.value == "dask":
+        pytest.skip("array value checks are skipped on lazy Dask arrays")
+    logits = make(xp, device, [[2.5, -1.0], [0.3, -4.0]], "float32")
+    labels = make(xp, device, [[1.0, 0.0], [0.0, 1.0]], "float32")
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\].*swapped"):
+        wce(logits, labels, 2.0)  # optax's order, given to TensorFlow's signature
+    with pytest.raises(ValueError, match=r"target: values must lie in \[0, 1\].*swapped"):
+        wce_xp.binary_cross_entropy_with_logits(labels, logits, validate=True)
+    with pytest.raises(ValueError, match=r"labels: values must lie in \[0, 1\]") as info:
+        wce(make(xp, device, [[1.5, 0.0], [0.0, 1.0]], "float32"), logits, 2.0)
+    assert "swapped" not in str(info.value)  # logits outside [0, 1]: no such hint
+
+
+def test_nan_labels_suggest_a_mask(xp, device, backend):
+    if backend.value == "dask":
+        pytest.skip("array value checks are skipped on lazy Dask arrays")
+    x, _ = _xz(xp, device)
+    nan_label = make(xp, device, [[1.0, 0.0], [0.0, np.nan]], "float32")
+    with pytest.raises(ValueError, match=r"mask=~isnan\(labels\).*--mask"):
+        wce(nan_label, x, 1.0)
+    with pytest.raises(ValueError, match=r"mask=~isnan\(labels\)"):
+        wce_xp.sigmoid_focal_loss(nan_label, x, reduction="mean")
+    # what the hint says works
+    keep = make(xp, device, [[True, True], [True, False]])
+    out = wce(nan_label, x, 1.0, mask=keep, reduction="sum")
+    assert np.isfinite(float(np.asarray(out)))
+
+
+def test_xp_converts_arrays_of_another_library():
+    torch = pytest.importorskip("torch")
+    z = np.array([[1.0, 0.0], [0.0, 1.0]])
+    x = np.array([[0.5, -1.0], [2.0, 0.0]])
+    ref = wce(z, x, 2.0)
+    got = wce(z, x, 2.0, xp=torch)  # NumPy inputs, computed and returned by PyTorch
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-15)
+    back = wce(torch.from_numpy(z), torch.from_numpy(x), 2.0, xp=np)
+    assert isinstance(back, np.ndarray) and back.dtype == np.float64
+    np.testing.assert_allclose(back, ref, rtol=1e-15)
+    mixed = wce_xp.binary_cross_entropy_with_logits(torch.from_numpy(x), z, xp=torch)
+    assert isinstance(mixed, torch.Tensor)
+    f32 = wce(z, x.astype(np.float32), 2.0, xp=torch)
+    assert f32.dtype == torch.float32
+
+
+def test_tensors_on_two_devices_name_the_arguments():
+    torch = pytest.importorskip("torch")
+    x = torch.zeros(2, 3, device="meta")
+    with pytest.raises(ValueError, match="labels on cpu, logits on meta"):
+        wce(torch.zeros(2, 3), x, 2.0)
+    with pytest.raises(ValueError, match="target on cpu, input on meta, pos_weight on cpu"):
+        wce_xp.binary_cross_entropy_with_logits(x, torch.zeros(2, 3), pos_weight=torch.ones(3))
+
+
+def test_pytorchs_names_in_the_mixed_library_message():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="target is a numpy array, input is a torch array"):
+        wce_xp.binary_cross_entropy_with_logits(torch.zeros(2), np.zeros(2))
+
+
+def test_keras_missing_gives_the_install_hint():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['keras'] = None\n"
+            "try:\n    import wce_xp.keras\n"
+            "except ModuleNotFoundError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "pip install 'wce_xp[keras]'" in out

@@ -21,6 +21,7 @@ from ._validation import (
     check_values,
     finish,
     prepare,
+    with_label_hint,
 )
 
 Array = Any
@@ -77,11 +78,17 @@ def _family(
     if inp.pending is not None:  # the checks inside the backend's call with the loss
         if focal is None:
             assert b.checked_loss is not None
-            out = b.checked_loss(z, x, inp.q, weight=inp.weight, mask=mask,
-                                 reduction=reduction, axes=axes, acc_dtype=inp.acc_dtype,
-                                 checks=inp.pending)
+            try:
+                out = b.checked_loss(z, x, inp.q, weight=inp.weight, mask=mask,
+                                     reduction=reduction, axes=axes, acc_dtype=inp.acc_dtype,
+                                     checks=inp.pending)
+            except ValueError as exc:
+                raise with_label_hint(exc, xp, inp.z, x, mask, *inp.names) from None
             return finish(inp, out)
-        check_values(xp, b, inp.native, inp.pending)
+        try:
+            check_values(xp, b, inp.native, inp.pending)
+        except ValueError as exc:
+            raise with_label_hint(exc, xp, inp.z, x, mask, *inp.names) from None
     if focal is None and inp.native and b.reduced is not None and reduction != "none":
         fast = b.reduced(z, x, inp.q, weight=inp.weight, mask=mask, reduction=reduction,
                          axes=axes, acc_dtype=inp.acc_dtype)

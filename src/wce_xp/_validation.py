@@ -37,7 +37,7 @@ from ._registry import Backend, Check
 Array = Any
 
 __all__ = ["REDUCTIONS", "Inputs", "as_float", "as_option", "check_reduction", "check_values",
-           "context", "finish", "kind_of", "prepare"]
+           "context", "finish", "kind_of", "prepare", "with_label_hint"]
 
 # Kinds of argument: an array library's name, SCALAR (Python or NumPy real scalar)
 # or OTHER (lists, tuples, anything asarray may take).
@@ -99,6 +99,7 @@ class Inputs:
     native: bool
     deferred: bool = False
     pending: list[Check] | None = None
+    names: tuple[str, str] = ("labels", "logits")
 
 
 @dataclass
@@ -114,7 +115,8 @@ class Context:
     on_device: bool
 
 
-def _check_devices(named: dict[str, Any], kinds: dict[str, str], lib: str, dev: Any) -> None:
+def _check_devices(named: dict[str, Any], kinds: dict[str, str], lib: str, dev: Any,
+                   shown: dict[str, str]) -> None:
     """Every array argument on the logits' device, or an error naming each argument
     and its device (the libraries' own errors name neither)."""
     where = {}
@@ -126,12 +128,15 @@ def _check_devices(named: dict[str, Any], kinds: dict[str, str], lib: str, dev: 
                 return
     # (a tracer may report no device: None compares with nothing)
     if dev is not None and any(d is not None and d != dev for d in where.values()):
-        listed = ", ".join(f"{name} on {d}" for name, d in where.items())
+        listed = ", ".join(f"{shown.get(name, name)} on {d}" for name, d in where.items())
         raise ValueError(f"arrays on different devices: {listed}; move them to one device")
 
 
-def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
-    """The namespace, device and tracing state of one call's arguments."""
+def context(named: dict[str, Any], kinds: dict[str, str], xp: Any,
+            shown: dict[str, str] | None = None) -> Context:
+    """The namespace, device and tracing state of one call's arguments (``shown``: the
+    names the caller's signature gives them, for messages)."""
+    shown = shown or {}
     libs = {k for k in kinds.values() if k not in (SCALAR, OTHER)}
     arrays = [named[n] for n, k in kinds.items() if k not in (SCALAR, OTHER)]
     if xp is not None:
@@ -143,7 +148,8 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
         for name, k in kinds.items():
             if k not in (SCALAR, OTHER):
                 seen.setdefault(k, name)
-        parts = ", ".join(f"{name} is a {lib} array" for lib, name in seen.items())
+        parts = ", ".join(f"{shown.get(name, name)} is a {lib} array"
+                          for lib, name in seen.items())
         raise TypeError(
             f"arrays from different libraries: {parts}; convert them to one library "
             "(or pass xp= to convert everything to one namespace)"
@@ -161,7 +167,7 @@ def context(named: dict[str, Any], kinds: dict[str, str], xp: Any) -> Context:
         x = x if kind_of(x) == lib else arrays[0]
         dev = (b.device_of or _compat.device)(x)
         if len(arrays) > 1 and b.check_devices:
-            _check_devices(named, kinds, lib, dev)
+            _check_devices(named, kinds, lib, dev, shown)
     if b.state is not None:
         traced, native, on_device = b.state(arrays, dev)
     else:
@@ -354,18 +360,20 @@ def prepare(
     if mask is not None:
         named["mask"] = mask
     kinds = {name: kind_of(v) for name, v in named.items()}
-    ctx = context(named, kinds, xp)
+    shown = {"labels": labels_name, "logits": logits_name}
+    ctx = context(named, kinds, xp, shown)
     ns, b = ctx.xp, ctx.backend
 
     # logits: a real floating array; half precision is computed in float32.
     x = _as_array(logits_name, logits, kinds["logits"], ctx)
-    if kinds["logits"] != ctx.lib or not _is_real_floating(ns, x.dtype):
-        if kinds["logits"] == ctx.lib or ns.isdtype(x.dtype, "complex floating") or (
-                kinds["logits"] not in (SCALAR, OTHER)):
-            raise TypeError(
-                f"{logits_name}: expected a real floating array (float16/32/64 or bfloat16), "
-                f"got dtype {x.dtype}"
-            )
+    given = kinds["logits"] not in (SCALAR, OTHER)  # an array (of another library: xp=)
+    if (not _is_real_floating(ns, x.dtype)
+            and (given or ns.isdtype(x.dtype, "complex floating"))):
+        raise TypeError(
+            f"{logits_name}: expected a real floating array (float16/32/64 or bfloat16), "
+            f"got dtype {x.dtype}"
+        )
+    if not given and kinds["logits"] != ctx.lib:
         # Python numbers or lists: the floating dtype of the array arguments.
         ref = [named[n].dtype for n, k in kinds.items() if k == ctx.lib
                and _is_real_floating(ns, named[n].dtype)]
@@ -437,10 +445,42 @@ def prepare(
         if defer_checks and checks and ctx.native and b.checked_loss is not None:
             pending = checks
         elif checks:
-            check_values(ns, b, ctx.native, checks)
+            try:
+                check_values(ns, b, ctx.native, checks)
+            except ValueError as exc:
+                raise with_label_hint(exc, ns, z, x, m, labels_name, logits_name) from None
     return Inputs(xp=ns, lib=ctx.lib, backend=b, z=z, x=x, q=q, weight=w, mask=m,
                   out_dtype=out_dtype, acc_dtype=accumulation_dtype(ctx, compute),
-                  native=ctx.native, deferred=deferred, pending=pending)
+                  native=ctx.native, deferred=deferred, pending=pending,
+                  names=(labels_name, logits_name))
+
+
+def with_label_hint(exc: ValueError, xp: ModuleType, z: Array, x: Array, m: Array | None,
+                     labels_name: str, logits_name: str) -> ValueError:
+    """A failed label check with what the values suggest (read on this error path only):
+    NaN labels are usually missing ones, for a mask; labels outside [0, 1] beside
+    logits that all lie inside it are usually the two arguments swapped."""
+    msg = str(exc)
+    if not msg.startswith(f"{labels_name}: values must lie in [0, 1]"):
+        return exc
+    try:
+        zf = z if _is_real_floating(xp, z.dtype) else xp.astype(z, x.dtype)
+        if m is not None:
+            zf = _core.where(m, zf, 0.0, xp=xp)
+        nan = not bool(xp.all(zf == zf))  # (NaN is the one value unequal to itself)
+        swapped = not nan and math.prod(tuple(x.shape)) > 0 and bool(
+            _core.bounds_hold(xp.min(x), xp.max(x), 0.0, 1.0))
+    except Exception:  # no hint is better than a second error
+        return exc
+    if nan:
+        msg += (f"; NaN {labels_name} are usually missing ones: leave them out with "
+                f"mask=~isnan({labels_name}) (on the command line: --mask)")
+    elif swapped:
+        msg += (f"; the {logits_name} all lie in [0, 1] and the {labels_name} do not: are "
+                "the two swapped? (TensorFlow's functions take labels first, PyTorch's "
+                "input first; optax's and torchvision's take logits first, as "
+                "wce_xp.optax and wce_xp.torch do)")
+    return ValueError(msg)
 
 
 def finish(inp: Inputs, out: Array) -> Array:

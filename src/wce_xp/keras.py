@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
+try:
+    import keras
+except ModuleNotFoundError as exc:  # (only Keras itself missing: its own errors pass)
+    if exc.name != "keras":
+        raise
+    raise ModuleNotFoundError(
+        "wce_xp.keras needs Keras 3: pip install 'wce_xp[keras]' (Keras runs on JAX, "
+        "TensorFlow or PyTorch: install one of them too)", name="keras") from None
 
 from ._loss import sigmoid_focal_loss, weighted_cross_entropy_with_logits
 

@@ -1,5 +1,6 @@
 """optax's own tests of ``sigmoid_binary_cross_entropy`` and ``sigmoid_focal_loss``,
-ported to wce_xp on every backend.
+ported to wce_xp on every backend, through both entry points: wce_xp's functions
+(labels first) and ``wce_xp.optax`` (optax's signatures, logits first).
 
 Source: ``optax/losses/_classification_test.py`` (``SigmoidCrossEntropyTest``,
 ``SigmoidFocalLossTest``). optax takes ``(logits, labels)``; wce_xp takes labels first.
@@ -13,10 +14,21 @@ import numpy as np
 import pytest
 
 import wce_xp
+from wce_xp import optax as wox
 
 from ._common import gradient, make, to_numpy, with_grad
 
 RTOL = 2e-5
+ENTRY = "wce_xp"
+
+
+@pytest.fixture(params=["wce_xp", "wce_xp.optax"], autouse=True)
+def entry(request):
+    """Every test through both entry points."""
+    global ENTRY
+    ENTRY = request.param
+    yield request.param
+    ENTRY = "wce_xp"
 
 
 def _sigmoid(x):
@@ -45,10 +57,12 @@ def _logit(p):
 )
 def test_sigmoid_cross_entropy(xp, device, preds, labels, expected):
     """SigmoidCrossEntropyTest.test_sigmoid_cross_entropy (mean of the elementwise loss)."""
-    out = wce_xp.sigmoid_cross_entropy_with_logits(
-        make(xp, device, labels, "float64"), make(xp, device, preds, "float64"),
-        reduction="mean")
-    np.testing.assert_allclose(to_numpy(out), expected, rtol=1e-6, atol=1e-6)
+    z, x = make(xp, device, labels, "float64"), make(xp, device, preds, "float64")
+    if ENTRY == "wce_xp.optax":
+        out = np.mean(to_numpy(wox.sigmoid_binary_cross_entropy(x, z)))
+    else:
+        out = to_numpy(wce_xp.sigmoid_cross_entropy_with_logits(z, x, reduction="mean"))
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
 YS = np.array([[2.0, 0.1, -2.0], [0.3, -0.1, 1.2]], dtype=np.float32)
@@ -59,15 +73,19 @@ ONES_TS = np.ones(4)
 
 
 def _focal(xp, device, logits, labels, **kw):
-    return to_numpy(wce_xp.sigmoid_focal_loss(
-        make(xp, device, np.asarray(labels, np.float32)),
-        make(xp, device, np.asarray(logits, np.float32)), **kw))
+    z = make(xp, device, np.asarray(labels, np.float32))
+    x = make(xp, device, np.asarray(logits, np.float32))
+    if ENTRY == "wce_xp.optax":
+        return to_numpy(wox.sigmoid_focal_loss(x, z, **kw))
+    return to_numpy(wce_xp.sigmoid_focal_loss(z, x, **kw))
 
 
 def _ce(xp, device, logits, labels):
-    return to_numpy(wce_xp.sigmoid_cross_entropy_with_logits(
-        make(xp, device, np.asarray(labels, np.float32)),
-        make(xp, device, np.asarray(logits, np.float32))))
+    z = make(xp, device, np.asarray(labels, np.float32))
+    x = make(xp, device, np.asarray(logits, np.float32))
+    if ENTRY == "wce_xp.optax":
+        return to_numpy(wox.sigmoid_binary_cross_entropy(x, z))
+    return to_numpy(wce_xp.sigmoid_cross_entropy_with_logits(z, x))
 
 
 def test_focal_equals_ce(xp, device):
@@ -184,3 +202,20 @@ def test_jit_traces_gamma_alpha_and_smoothing():
     assert np.isfinite(float(dg))
     with pytest.raises(ValueError, match=r"gamma: expected a number in \[0.0, inf\]"):
         wce_xp.sigmoid_focal_loss(labels, logits, gamma=jnp.asarray(-1.0))
+
+
+def test_the_same_values_as_optax_itself():
+    """wce_xp.optax against optax's own functions, same arguments (where optax is
+    installed): the drop-in claim."""
+    optax = pytest.importorskip("optax")
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(0, 3, (40, 4)).astype(np.float32))
+    z = jnp.asarray((rng.uniform(size=(40, 4)) > 0.6).astype(np.float32))
+    np.testing.assert_allclose(wox.sigmoid_binary_cross_entropy(x, z),
+                               optax.losses.sigmoid_binary_cross_entropy(x, z), rtol=1e-5,
+                               atol=1e-6)
+    for kw in ({}, {"alpha": 0.25}, {"gamma": 0.5}, {"alpha": 0.75, "gamma": 3.0}):
+        np.testing.assert_allclose(wox.sigmoid_focal_loss(x, z, **kw),
+                                   optax.losses.sigmoid_focal_loss(x, z, **kw), rtol=2e-5,
+                                   atol=1e-6, err_msg=str(kw))

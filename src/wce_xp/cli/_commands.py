@@ -88,6 +88,8 @@ def demo(out: object = sys.stdout) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse, with bad usage reported as one line and exit status 2."""
 
+    subcommands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
         raise InputError(message)
 
@@ -423,8 +425,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "pos_weight": [float(v) for v in qs],
         "per_class": [
-            {"class": c, "loss": float(per_class_loss[c]), "positives": float(pos[c]),
-             "negatives": float(neg[c]), "pos_weight": float(qs[c])}
+            {"class": c, "loss": float(per_class_loss[c]), "positives": _count(pos[c]),
+             "negatives": _count(neg[c]), "pos_weight": float(qs[c])}
             for c in range(classes)
         ] if args.per_class else [],
         "elapsed_s": elapsed,
@@ -435,6 +437,17 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _num(v: float) -> str:
     return "nan" if isinstance(v, float) and math.isnan(v) else f"{v:.6g}"
+
+
+def _count(v: Any) -> int | float:
+    """A count of labels: an integer where it is one (0/1 labels), else the sum of soft
+    labels as a float."""
+    f = float(v)
+    return int(f) if f.is_integer() and abs(f) < 2**53 else f
+
+
+def _count_text(v: int | float) -> str:
+    return f"{v:,}" if isinstance(v, int) else _num(v)
 
 
 def format_table(report: dict[str, Any], args: argparse.Namespace) -> str:
@@ -451,8 +464,9 @@ def format_table(report: dict[str, Any], args: argparse.Namespace) -> str:
     ]
     if report["per_class"]:
         rows = [("class", "loss", "positives", "negatives", "pos_weight")]
-        rows += [(str(r["class"]), _num(r["loss"]), _num(r["positives"]), _num(r["negatives"]),
-                  _num(r["pos_weight"])) for r in report["per_class"]]
+        rows += [(str(r["class"]), _num(r["loss"]), _count_text(r["positives"]),
+                  _count_text(r["negatives"]), _num(r["pos_weight"]))
+                 for r in report["per_class"]]
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines.append("")
         for r in rows:
@@ -540,6 +554,44 @@ def write_report(path: str, text: str) -> None:
         raise
 
 
+FORMATS = {".json": "json", ".csv": "csv"}
+
+
+def report_format(args: argparse.Namespace) -> str:
+    """The report's format: ``--format`` if given, else the ``--output`` file's extension
+    (.json, .csv; anything else: the table). A ``--format`` that contradicts the
+    extension is refused: the file would hold what its name says it does not."""
+    by_name = FORMATS.get(Path(args.output).suffix.lower()) if args.output else None
+    if args.format is None:
+        return by_name or "table"
+    if by_name is not None and by_name != args.format:
+        raise InputError(f"--output: '{args.output}' names a {by_name} file but --format is "
+                         f"{args.format}; drop --format (the extension decides) or rename "
+                         "the file")
+    return str(args.format)
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """CSV for spreadsheets and pandas: one row per class with ``--per-class``, else one
+    row for the whole evaluation; NaN as an empty field."""
+    import csv
+
+    def cell(v: Any) -> Any:
+        return "" if isinstance(v, float) and not math.isfinite(v) else v
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if report["per_class"]:
+        keys = ["class", "loss", "positives", "negatives", "pos_weight"]
+        w.writerow(keys)
+        w.writerows([cell(r[k]) for k in keys] for r in report["per_class"])
+    else:
+        keys = ["loss", "reduction", "n_elements", "n_masked", "backend"]
+        w.writerow(keys)
+        w.writerow([cell(report[k]) for k in keys])
+    return buf.getvalue()
+
+
 def to_json(report: dict[str, Any]) -> str:
     """Strict JSON: NaN and infinities (a class with no unmasked element, say) are
     written as ``null``, which every JSON parser accepts."""
@@ -573,7 +625,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Defaults shown, and the epilog's examples kept as written."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     from .._version import __version__
 
     p = _Parser(prog="wce-xp",
@@ -606,10 +658,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--chunk-rows", type=int, default=1 << 20,
                    help="rows read and evaluated at a time (bounds the memory used)")
     e.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a LocalCluster")
-    e.add_argument("--format", choices=("table", "json"), default="table",
-                   help="the report's format (JSON: NaN and infinities as null)")
-    e.add_argument("--output", help="also write the report to this file (atomically)")
+    e.add_argument("--format", choices=("table", "json", "csv"), default=None,
+                   help="the report's format (JSON: NaN and infinities as null; CSV: one "
+                   "row per class with --per-class); default: from --output's extension "
+                   "(.json, .csv), else table")
+    e.add_argument("--output", help="also write the report to this file (atomically); its "
+                   "extension sets the format")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.subcommands = {"eval": e}
     return p
 
 
@@ -642,6 +698,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not argv:
             parser.print_help(sys.stderr)
             return 2
+        if argv == ["eval"]:  # the command without its files: its usage and examples
+            parser.subcommands["eval"].print_help(sys.stderr)
+            return 2
         args = parser.parse_args(argv)
         if args.command == "demo":
             buf = io.StringIO()
@@ -649,8 +708,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _emit(buf.getvalue())
             return rc
         check_output(args)
+        fmt = report_format(args)
         report = evaluate(args)
-        text = to_json(report) if args.format == "json" else format_table(report, args)
+        text = {"json": to_json, "csv": to_csv}.get(fmt, lambda r: format_table(r, args))(report)
         if args.output:
             write_report(args.output, text)
         _emit(text)

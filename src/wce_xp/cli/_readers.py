@@ -108,6 +108,12 @@ class ArrayReader:
             raise InputError(f"{label}: no classes (shape {self.shape})")
 
     def _probe_npy(self) -> None:
+        with contextlib.suppress(OSError), open(self.path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                raise InputError(
+                    f"{self.label}: '{self.path}' is not a .npy file (NumPy's binary "
+                    "format, which starts with \\x93NUMPY); write the array with "
+                    "numpy.save(path, array), or give a .npz or .parquet file")
         try:
             arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError, OverflowError) as exc:
