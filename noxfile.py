@@ -13,7 +13,7 @@ import nox
 
 nox.options.sessions = [
     "lint", "numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow", "keras",
-    "boosting", "docs", "foreign", "oldest",
+    "boosting", "docs", "foreign", "oldest", "sdist",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -48,6 +48,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "src", "tests", "benchmarks", "docs", "noxfile.py", "setup.py",
                 "conftest.py")
     session.run("mypy")
+    # the public types: each loss returns its logits' type, options are literals
+    session.run("mypy", "--strict", "--python-version", "3.11", "tests/typing/check_api.py")
     session.run("lint-imports")  # the layers, the registry's door, no cycles (pyproject.toml)
 
 
@@ -162,3 +164,25 @@ def cupy(session: nox.Session) -> None:
     """GPU backends (needs CUDA; on a machine without network run pytest directly)."""
     session.install("-e", ".[test,cupy]")
     _pytest(session, "cupy", "--backend", "torch_cuda")
+
+
+@nox.session
+def sdist(session: nox.Session) -> None:
+    """The source distribution holds what distributions build, test and document from:
+    it is built, unpacked in a temporary directory, installed from there, and the numpy
+    session's suite runs from the unpacked tree (not from this checkout)."""
+    import tarfile
+
+    _install_torch_cpu(session)
+    session.install("build")
+    tmp = Path(session.create_tmp()).resolve()
+    for old in tmp.glob("wce_xp-*"):
+        session.run("rm", "-rf", str(old), external=True)
+    session.run("python", "-m", "build", "--sdist", "--outdir", str(tmp))
+    archive = sorted(tmp.glob("wce_xp-*.tar.gz"))[-1]
+    with tarfile.open(archive) as t:
+        t.extractall(tmp, filter="data")
+    unpacked = tmp / archive.name.removesuffix(".tar.gz")
+    session.chdir(unpacked)
+    session.install(".[test]")
+    session.run("pytest", "--backend", "numpy", "-p", "no:cacheprovider", *session.posargs)

@@ -157,3 +157,36 @@ def test_forced_namespace(xp, device, backend):
         pytest.skip("xp= converts host lists onto the default device only")
     out = wce_xp.sigmoid_cross_entropy_with_logits([1.0, 0.0], [0.5, -0.5], xp=xp)
     assert backend_of(out) == backend_name(xp)
+
+
+def test_show_config_says_which_engine_runs():
+    import io
+
+    buf = io.StringIO()
+    wce_xp.show_config(buf)
+    text = buf.getvalue()
+    assert text.startswith(f"wce_xp {wce_xp.__version__}")
+    assert "compiled kernels" in text and "threads" in text and "numpy " in text
+    c = wce_xp._config.config()
+    assert c["numpy engine"]["threads"] == str(wce_xp.get_num_threads())
+    from wce_xp._native import _numpy
+
+    if _numpy._fused_module is not None:
+        assert c["numpy engine"]["compiled kernels"].startswith("present")
+
+
+def test_without_compiled_kernels_every_entry_point_says_so():
+    """An install without a C compiler: show_config, `wce-xp --version --verbose` and
+    `wce-xp demo` say the kernels are missing and how to get them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['wce_xp._fused'] = None\n"
+            "from wce_xp.cli import main\n"
+            "raise SystemExit(main(sys.argv[1:]))")
+    for args in (["--version", "--verbose"], ["demo"]):
+        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert "missing: the ufunc kernel runs" in res.stdout, res.stdout
+        assert "--no-binary wce_xp" in res.stdout

@@ -26,6 +26,7 @@ _LAZY = {
     "pos_weight_from_labels": "._grad",
     "weighted_cross_entropy_grad_hess": "._grad",
     "boosting": "",
+    "show_config": "._config",
     "get_num_threads": "._native._numpy",
     "set_num_threads": "._native._numpy",
 }
@@ -37,6 +38,7 @@ __all__ = [
     "get_num_threads",
     "pos_weight_from_labels",
     "set_num_threads",
+    "show_config",
     "sigmoid_cross_entropy_with_logits",
     "sigmoid_focal_loss",
     "weighted_cross_entropy_grad_hess",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from . import boosting
+    from ._config import show_config
     from ._grad import pos_weight_from_labels, weighted_cross_entropy_grad_hess
     from ._loss import (
         binary_cross_entropy_with_logits,

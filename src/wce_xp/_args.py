@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 REDUCTIONS = ("none", "sum", "mean", "weighted_mean")
+
+#: an array of the caller's library: each loss returns the type of its logits
+ArrayT = TypeVar("ArrayT")
+Reduction = Literal["none", "sum", "mean", "weighted_mean"]
+TorchReduction = Literal["none", "mean", "sum"]
+Validate = bool | Literal["always"]
 
 
 def validate_mode(validate: Any) -> bool | None:

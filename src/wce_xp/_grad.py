@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._args import ArrayT, Validate
 from ._generic import _core
 from ._validation import (
     _as_array,
@@ -23,14 +24,14 @@ Array = Any
 
 def weighted_cross_entropy_grad_hess(
     labels: Any,
-    logits: Any,
+    logits: ArrayT,
     pos_weight: Any = 1.0,
     *,
     weight: Any = None,
     label_smoothing: float = 0.0,
-    validate: bool | str = True,
+    validate: Validate = True,
     xp: Any = None,
-) -> tuple[Array, Array]:
+) -> tuple[ArrayT, ArrayT]:
     r"""Elementwise first and second derivatives of the weighted loss in the logits.
 
     .. math::
@@ -74,16 +75,18 @@ def weighted_cross_entropy_grad_hess(
     if inp.weight is not None:
         g = inp.weight * g
         h = inp.weight * h
-    return finish(inp, g), finish(inp, h)
+    grad: ArrayT = finish(inp, g)
+    hess: ArrayT = finish(inp, h)
+    return grad, hess
 
 
 def pos_weight_from_labels(
-    labels: Any,
+    labels: ArrayT,
     *,
     axis: int | tuple[int, ...] | None = 0,
     mask: Any = None,
     xp: Any = None,
-) -> Array:
+) -> ArrayT:
     r"""Negatives over positives per class: the usual ``pos_weight`` for imbalanced data.
 
     .. math::
@@ -162,5 +165,6 @@ def pos_weight_from_labels(
     ratio = neg / _core.where(none, 1.0, pos, xp=ns)
     # no positives: +inf, or NaN where the class has no labelled element at all
     undefined = ns.where(neg == 0, ns.full_like(neg, math.nan), ns.full_like(neg, math.inf))
-    return ns.astype(ns.where(none, undefined, ratio), z.dtype)
+    result: ArrayT = ns.astype(ns.where(none, undefined, ratio), z.dtype)
+    return result
 

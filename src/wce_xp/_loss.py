@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _compat, _registry
+from ._args import ArrayT, Reduction, TorchReduction, Validate
 from ._generic import _core
 from ._validation import (
     REDUCTIONS,
@@ -112,7 +113,7 @@ def _family(
 
 def weighted_cross_entropy_with_logits(
     labels: Any = None,
-    logits: Any = None,
+    logits: ArrayT = None,  # type: ignore[assignment]  # (TensorFlow's order: keywords too)
     pos_weight: Any = None,
     name: str | None = None,
     *,
@@ -120,11 +121,11 @@ def weighted_cross_entropy_with_logits(
     weight: Any = None,
     mask: Any = None,
     label_smoothing: float = 0.0,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     axis: Axis = None,
-    validate: bool | str = True,
+    validate: Validate = True,
     xp: Any = None,
-) -> Array:
+) -> ArrayT:
     r"""Weighted sigmoid cross-entropy on logits, TensorFlow's argument order and meaning.
 
     .. math::
@@ -227,8 +228,8 @@ def weighted_cross_entropy_with_logits(
     array([1.288793, 0.974077, 1.241154], dtype=float32)
     """
     if pos_weight is not None and type(label_smoothing) is float and not label_smoothing:
-        out = _try_fast(labels, logits, pos_weight, validate, reduction, targets, weight, mask,
-                        axis, xp)
+        out: ArrayT | None = _try_fast(labels, logits, pos_weight, validate, reduction,
+                                       targets, weight, mask, axis, xp)
         if out is not None:
             return out
     labels = _resolve_labels(labels, targets)
@@ -240,23 +241,24 @@ def weighted_cross_entropy_with_logits(
         inp = prepare(labels=labels, logits=logits, pos_weight=pos_weight, weight=weight,
                       mask=mask, xp=xp, validate=validate, chunked=True,
                       defer_checks=True)
-        return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
+        result: ArrayT = _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
+        return result
 
 
 def sigmoid_cross_entropy_with_logits(
     labels: Any = None,
-    logits: Any = None,
+    logits: ArrayT = None,  # type: ignore[assignment]  # (TensorFlow's order: keywords too)
     name: str | None = None,
     *,
     targets: Any = None,
     weight: Any = None,
     mask: Any = None,
     label_smoothing: float = 0.0,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     axis: Axis = None,
-    validate: bool | str = True,
+    validate: Validate = True,
     xp: Any = None,
-) -> Array:
+) -> ArrayT:
     r"""Sigmoid cross-entropy on logits, TensorFlow's ``tf.nn.sigmoid_cross_entropy_with_logits``.
 
     .. math::
@@ -274,8 +276,8 @@ def sigmoid_cross_entropy_with_logits(
     array([0.69314718, 0.        ])
     """
     if type(label_smoothing) is float and not label_smoothing:
-        out = _try_fast(labels, logits, None, validate, reduction, targets, weight, mask, axis,
-                        xp)
+        out: ArrayT | None = _try_fast(labels, logits, None, validate, reduction, targets,
+                                       weight, mask, axis, xp)
         if out is not None:
             return out
     labels = _resolve_labels(labels, targets)
@@ -285,19 +287,20 @@ def sigmoid_cross_entropy_with_logits(
         inp = prepare(labels=labels, logits=logits, weight=weight, mask=mask, xp=xp,
                       validate=validate, chunked=True,
                       defer_checks=True)
-        return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
+        result: ArrayT = _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
+        return result
 
 
 def binary_cross_entropy_with_logits(
-    input: Any,
+    input: ArrayT,
     target: Any,
     weight: Any = None,
     pos_weight: Any = None,
-    reduction: str = "mean",
+    reduction: TorchReduction = "mean",
     *,
-    validate: bool | str = False,
+    validate: Validate = False,
     xp: Any = None,
-) -> Array:
+) -> ArrayT:
     r"""PyTorch's ``torch.nn.functional.binary_cross_entropy_with_logits``, on any backend.
 
     .. math::
@@ -343,20 +346,21 @@ def binary_cross_entropy_with_logits(
     >>> float(wce_xp.binary_cross_entropy_with_logits(x, z, pos_weight=np.array([2.0, 1.0])))
     1.02037...
     """
-    if reduction != "weighted_mean":
-        out = _try_fast(target, input, pos_weight, validate, reduction, weight, xp)
+    if reduction in ("none", "mean", "sum"):  # (PyTorch's: the others raise below)
+        out: ArrayT | None = _try_fast(target, input, pos_weight, validate, reduction, weight, xp)
         if out is not None:
             return out
     reduction = check_reduction(reduction, ("none", "mean", "sum"))
     inp = prepare(labels=target, logits=input, pos_weight=pos_weight, weight=weight, xp=xp,
                   validate=validate, labels_name="target", logits_name="input", chunked=True,
                   defer_checks=True)
-    return _family(inp, label_smoothing=0.0, reduction=reduction, axis=None)
+    result: ArrayT = _family(inp, label_smoothing=0.0, reduction=reduction, axis=None)
+    return result
 
 
 def sigmoid_focal_loss(
     labels: Any,
-    logits: Any,
+    logits: ArrayT,
     *,
     gamma: float = 2.0,
     alpha: float | None = None,
@@ -364,11 +368,11 @@ def sigmoid_focal_loss(
     weight: Any = None,
     mask: Any = None,
     label_smoothing: float = 0.0,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     axis: Axis = None,
-    validate: bool | str = True,
+    validate: Validate = True,
     xp: Any = None,
-) -> Array:
+) -> ArrayT:
     r"""Focal loss on logits (Lin et al., 2017), with soft labels and ``pos_weight``.
 
     .. math::
@@ -413,7 +417,9 @@ def sigmoid_focal_loss(
                   mask=mask, xp=xp, validate=validate, chunked=True,
                   defer_checks=True)
     if isinstance(g, float) and g == 0.0 and a is None:
-        return _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
-    return _family(inp, label_smoothing=s, reduction=reduction, axis=axis, focal=(g, a))
+        result: ArrayT = _family(inp, label_smoothing=s, reduction=reduction, axis=axis)
+    else:
+        result = _family(inp, label_smoothing=s, reduction=reduction, axis=axis, focal=(g, a))
+    return result
 
 

@@ -41,60 +41,69 @@ class Check:
 @dataclasses.dataclass(frozen=True)
 class Backend:
     """What one array library declares: traits (data and small functions the front
-    door asks) and fast implementations (each may return None to decline).
+    door asks) and fast implementations (``loss`` to ``fast_lanes``; each may return
+    None to decline, and the generic code runs).
 
-    Traits
-    ------
-    state(arrays, device) -> (traced, native, on_device)
-        ``traced``: no values may be read (a trace, a lazy graph); ``native``: the fast
-        implementations may run (not under autodiff transforms they cannot follow);
-        ``on_device``: the values live on an accelerator (a read is a synchronization).
-        Default: arrays that array-api-compat calls lazy are traced.
-    device_of(array)
-        The device the checks compare and new arrays are made on (default:
-        array-api-compat's ``device``).
-    check_devices
+    Attributes
+    ----------
+    name : str
+        The library's name, as :func:`wce_xp._compat.backend_name` gives it.
+    state : callable, optional
+        ``state(arrays, device) -> (traced, native, on_device)``. ``traced``: no values
+        may be read (a trace, a lazy graph); ``native``: the fast implementations may
+        run (not under autodiff transforms they cannot follow); ``on_device``: the
+        values live on an accelerator (a read is a synchronization). Default: arrays
+        that array-api-compat calls lazy are traced.
+    device_of : callable, optional
+        ``device_of(array)``: the device the checks compare and new arrays are made on
+        (default: array-api-compat's ``device``).
+    check_devices : bool
         Whether arrays on two devices are refused by the front door (False where the
         library places operations itself).
-    counts_by_shape
+    counts_by_shape : bool
         Every element an array's shape names is present, with known extents, so a
-        mean's count is the product of extents (default: a sum of ones, which
+        mean's count is the product of extents (default False: a sum of ones, which
         respects what masked and lazy arrays leave out).
-    zero_form
+    zero_form : {"select", "additive"}
         Which of the generic code's two equal forms of ``|x|`` the library's compiler
         fuses (:func:`wce_xp._generic._core.weighted_loss`).
-    sum_block
+    sum_block : int
         Elements summed in the loss's dtype before the float64 accumulator
         (:func:`wce_xp._generic._core.reduce_loss`).
-    float64_sums(device)
-        Whether float32 sums may accumulate in float64 (default: where the namespace
-        has float64).
-    own(array)
-        The library's array as the generic code computes on it (NumPy: native byte
-        order; TensorFlow: a variable's value).
-    output_dtype(dtype, device)
-        The result's dtype for half-precision logits (PyTorch under autocast).
-    warm_up()
+    float64_sums : callable, optional
+        ``float64_sums(device)``: whether float32 sums may accumulate in float64
+        (default: where the namespace has float64).
+    own : callable, optional
+        ``own(array)``: the library's array as the generic code computes on it (NumPy:
+        native byte order; TensorFlow: a variable's value).
+    output_dtype : callable, optional
+        ``output_dtype(dtype, device)``: the result's dtype for half-precision logits
+        (PyTorch under autocast).
+    warm_up : callable, optional
         One-time work before the library's first computation.
-
-    Fast implementations
-    --------------------
-    loss(z, x, q), reduced(z, x, q, weight, mask, reduction, axes, acc_dtype),
-    grad_hess(z, x, q)
-        Inputs as the front door prepared them: one namespace, device and compute dtype,
-        masked elements zeroed; ``reduced`` is asked only for a reduction.
-    whole(z, x, q, weight, mask, smoothing, focal, reduction, axes)
-        Every option at once, given the labels in their own dtype and the mask not yet
-        applied (the front door then casts and masks nothing).
-    in_range(checks) -> list of bool
-        The verdicts of :class:`Check` s, in one pass each and one read.
-    checked_loss(z, x, q, weight, mask, reduction, axes, acc_dtype, checks)
-        The loss and the value checks in one call (the front door leaves the checks to
-        it).
-    fast_lanes
-        ``(type, hook)`` pairs: ``hook(labels, logits, pos_weight, validate, reduction)``
-        answers a call without options whose logits are exactly of that type, or
-        returns None (the front door then decides).
+    loss, grad_hess : callable, optional
+        ``loss(z, x, q)``, ``grad_hess(z, x, q)`` on inputs as the front door prepared
+        them: one namespace, device and compute dtype, masked elements zeroed.
+    reduced : callable, optional
+        ``reduced(z, x, q, weight, mask, reduction, axes, acc_dtype)``, asked only for a
+        reduction.
+    whole : callable, optional
+        ``whole(z, x, q, weight, mask, smoothing, focal, reduction, axes)``: every option
+        at once, given the labels in their own dtype and the mask not yet applied (the
+        front door then casts and masks nothing).
+    in_range : callable, optional
+        ``in_range(checks) -> list of bool``: the verdicts of :class:`Check` s, in one
+        pass each and one read.
+    checked_loss : callable, optional
+        ``checked_loss(z, x, q, weight, mask, reduction, axes, acc_dtype, checks)``: the
+        loss and the value checks in one call (the front door leaves the checks to it).
+    fast_lanes : tuple of (type, callable)
+        ``hook(labels, logits, pos_weight, validate, reduction)`` answers a call without
+        options whose logits are exactly of that type, or returns None (the front door
+        then decides).
+    describe : callable, optional
+        ``describe() -> dict of str``: what runs for this library, for
+        :func:`wce_xp.show_config` (compiled kernels, threads).
     """
 
     name: str
@@ -115,6 +124,7 @@ class Backend:
     in_range: Callable[[list[Check]], list[bool]] | None = None
     checked_loss: Callable[..., Array] | None = None
     fast_lanes: tuple[tuple[type, Callable[..., Array | None]], ...] = ()
+    describe: Callable[[], dict[str, str]] | None = None
 
 
 #: the fast implementations, which :func:`generic_only` switches off (traits stay)

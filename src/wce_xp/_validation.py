@@ -255,7 +255,7 @@ def as_option(name: str, value: Any, *, lo: float = 0.0, hi: float = math.inf) -
     return as_float(name, f, lo=lo, hi=hi)
 
 
-def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> str:
+def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> Any:
     if not isinstance(reduction, str) or reduction not in allowed:
         names = ", ".join(map(repr, allowed))
         raise ValueError(f"reduction: expected one of {names}; got {reduction!r}")

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._args import ArrayT
 from ._loss import sigmoid_focal_loss as _focal
 from ._loss import weighted_cross_entropy_with_logits as _wce
 
 __all__ = ["sigmoid_binary_cross_entropy", "sigmoid_focal_loss"]
 
 
-def sigmoid_binary_cross_entropy(logits: Any, labels: Any, *, pos_weight: Any = None) -> Any:
+def sigmoid_binary_cross_entropy(logits: ArrayT, labels: Any, *,
+                                 pos_weight: Any = None) -> ArrayT:
     r"""optax's ``sigmoid_binary_cross_entropy``: the elementwise sigmoid cross-entropy.
 
     .. math::
@@ -49,8 +51,8 @@ def sigmoid_binary_cross_entropy(logits: Any, labels: Any, *, pos_weight: Any = 
     return _wce(labels, logits, 1.0 if pos_weight is None else pos_weight, validate=False)
 
 
-def sigmoid_focal_loss(logits: Any, labels: Any, *, alpha: Any = None, gamma: Any = 2.0,
-                       pos_weight: Any = None) -> Any:
+def sigmoid_focal_loss(logits: ArrayT, labels: Any, *, alpha: Any = None, gamma: Any = 2.0,
+                       pos_weight: Any = None) -> ArrayT:
     r"""optax's ``sigmoid_focal_loss`` (Lin et al., 2017), elementwise.
 
     .. math::

@@ -96,7 +96,7 @@ def _make() -> dict[str, Any]:
                                  f"choices), got {reduction!r}")
             self.alpha = float(alpha)
             self.gamma = float(gamma)
-            self.reduction = reduction
+            self.reduction: Any = reduction  # (checked above)
             self.register_buffer("pos_weight", pos_weight)
 
         def forward(self, inputs: Any, targets: Any) -> Any:

@@ -1010,6 +1010,35 @@ def _whole_hook(z: Array, x: Array, q: Array | float, *, weight: Array | None,
                 reduction=reduction, axes=axes)
 
 
+def simd_level() -> str:
+    """The vector instructions the C kernels' loops run with: the clone that GCC's
+    resolver picks at load time for this CPU (AVX-512F, else AVX2, else the baseline),
+    read from the CPU's flags; "baseline" where the kernels carry no clones."""
+    import platform
+
+    if _fused_module is None or platform.machine() not in ("x86_64", "AMD64") or \
+            not os.path.exists("/proc/cpuinfo"):
+        return "baseline"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return "baseline"
+    return "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "baseline"
+
+
+def _describe() -> dict[str, str]:
+    if _fused_module is None:
+        kernels = ("missing: the ufunc kernel runs (slower); with a C compiler, "
+                   "pip install --force-reinstall --no-binary wce_xp wce_xp builds them")
+    else:
+        pool = ("threads of its own, PyTorch's OpenMP team for tensors"
+                if _fused_module.POOL else "one thread per call")
+        kernels = f"present (wce_xp._fused, {simd_level()} loops, {pool})"
+    return {"compiled kernels": kernels, "threads": str(get_num_threads())}
+
+
 # Every option and reduction chunk by chunk on every core (the labels cast and the mask
 # applied per chunk: no full-size temporary); NumPy has no device and no trace.
 BACKEND = Backend(
@@ -1021,4 +1050,5 @@ BACKEND = Backend(
     whole=_whole_hook,
     in_range=verdicts,
     fast_lanes=((np.ndarray, fast_call),),
+    describe=_describe,
 )

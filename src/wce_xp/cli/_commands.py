@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from .._compat import namespace_of_module
+from .._config import config, show_config
 from .._loss import weighted_cross_entropy_with_logits
 from . import _backends
 from ._readers import ArrayReader, InputError, parse_pos_weight
@@ -79,6 +80,9 @@ def demo(out: object = sys.stdout) -> int:
             if n == "cupy" and not _backends.has_nvidia_gpu():
                 hint += " (needs an NVIDIA GPU, which this machine lacks)"
             write(f"  {n}: {hint}\n")
+    kernels = config()["numpy engine"].get("compiled kernels", "")
+    if kernels.startswith("missing"):
+        write(f"compiled kernels: {kernels}\n")
     return 0
 
 
@@ -631,6 +635,9 @@ def build_parser() -> _Parser:
     p = _Parser(prog="wce-xp",
                 description="Weighted sigmoid cross-entropy on any array backend.")
     p.add_argument("--version", action="version", version=f"wce-xp {__version__}")
+    p.add_argument("--verbose", action="store_true",
+                   help="with --version: the compiled kernels, threads and array libraries "
+                   "(wce_xp.show_config())")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("demo", help="run TensorFlow's example on every installed backend",
                    description="TensorFlow's documented example on every installed backend; "
@@ -698,6 +705,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not argv:
             parser.print_help(sys.stderr)
             return 2
+        if "--version" in argv and "--verbose" in argv:
+            buf = io.StringIO()
+            show_config(buf)
+            _emit(buf.getvalue())
+            return 0
         if argv == ["eval"]:  # the command without its files: its usage and examples
             parser.subcommands["eval"].print_help(sys.stderr)
             return 2
