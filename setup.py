@@ -5,8 +5,22 @@ built (no C compiler), the package installs without it and the NumPy engine uses
 ufunc kernels instead (same results within the accuracy bounds; slower).
 """
 
+import os
+import platform
+import sys
+import sysconfig
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+# The stable ABI (Py_LIMITED_API) from Python 3.11, where the buffer protocol the kernels
+# read arrays through joined it: one abi3 wheel serves 3.11 and every later CPython;
+# 3.10 (and free-threaded builds, which have no stable ABI) get a wheel of their own.
+LIMITED = (sys.version_info >= (3, 11) and platform.python_implementation() == "CPython"
+           and not sysconfig.get_config_var("Py_GIL_DISABLED"))
+# WCE_XP_PURE=1: the pure-Python wheel (py3-none-any) that every platform can install
+# without a compiler; the NumPy engine then runs its ufunc kernel.
+PURE = os.environ.get("WCE_XP_PURE", "") not in ("", "0")
 
 
 class BuildExt(build_ext):  # type: ignore[misc]
@@ -27,6 +41,9 @@ class BuildExt(build_ext):  # type: ignore[misc]
 
 
 setup(
-    ext_modules=[Extension("wce_xp._fused", ["src/wce_xp/_fused.c"], optional=True)],
+    ext_modules=[] if PURE else [Extension(
+        "wce_xp._fused", ["src/wce_xp/_fused.c"], optional=True, py_limited_api=LIMITED,
+        define_macros=[("Py_LIMITED_API", "0x030B0000")] if LIMITED else [])],
     cmdclass={"build_ext": BuildExt},
+    options={"bdist_wheel": {"py_limited_api": "cp311"}} if LIMITED else {},
 )

@@ -32,6 +32,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -714,7 +715,7 @@ static PyObject *call(PyObject *const *args, Py_ssize_t nargs, int flags, const 
     if (get_bufs(&b, args, nargs, flags, sig) < 0) return NULL;
     if (flags & A_SUM) {
         Py_ssize_t ntasks = tasks_of(b.job.n);
-        parts = (double *)PyMem_RawMalloc((size_t)(ntasks ? ntasks : 1) * sizeof(double));
+        parts = (double *)malloc((size_t)(ntasks ? ntasks : 1) * sizeof(double));
         if (!parts) {
             release(&b);
             return PyErr_NoMemory();
@@ -723,7 +724,7 @@ static PyObject *call(PyObject *const *args, Py_ssize_t nargs, int flags, const 
     Py_BEGIN_ALLOW_THREADS
     total = run_job(&b.job, b.threads, parts);
     Py_END_ALLOW_THREADS
-    PyMem_RawFree(parts);
+    free(parts);
     release(&b);
     if (flags & A_SUM) return PyFloat_FromDouble(total);
     Py_RETURN_NONE;
