@@ -20,26 +20,11 @@ from wce_xp import _registry
 from wce_xp._native import _numpy
 
 from . import _reference as R
+from ._engine_data import N, _data
 
 generic = _registry.generic_only
 wce = wce_xp.weighted_cross_entropy_with_logits
 focal = wce_xp.sigmoid_focal_loss
-
-N = 3 * _numpy.CHUNK // 7 + 5  # rows: with 7 classes, four chunks, the last partial
-
-
-def _data(dtype="float32", shape=(N, 7), seed=0):
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_cauchy(shape) * 4).astype(dtype)
-    x.flat[:5] = [0.0, np.inf, -np.inf, 1e30, -1e30]
-    z = rng.uniform(size=shape).astype(dtype)
-    z[::2] = np.round(z[::2])
-    q = rng.uniform(0, 4, shape[-1:]).astype(dtype)
-    w = rng.uniform(0, 2, (shape[0], 1)).astype(dtype)
-    w[::9] = 0.0
-    m = rng.uniform(size=shape) > 0.15
-    return x, z, q, w, m
-
 
 def _close(a, b, dtype, reduced):
     if reduced:  # float64 chunk sums against the generic sums: summation order differs

@@ -15,61 +15,10 @@ from wce_xp import _registry
 from wce_xp._native import _numpy
 
 from . import _reference as R
+from ._engine_data import _data
 
 generic = _registry.generic_only
 wce = wce_xp.weighted_cross_entropy_with_logits
-focal = wce_xp.sigmoid_focal_loss
-
-N = 3 * _numpy.CHUNK // 7 + 5  # rows: with 7 classes, four chunks, the last partial
-
-
-def _data(dtype="float32", shape=(N, 7), seed=0):
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_cauchy(shape) * 4).astype(dtype)
-    x.flat[:5] = [0.0, np.inf, -np.inf, 1e30, -1e30]
-    z = rng.uniform(size=shape).astype(dtype)
-    z[::2] = np.round(z[::2])
-    q = rng.uniform(0, 4, shape[-1:]).astype(dtype)
-    w = rng.uniform(0, 2, (shape[0], 1)).astype(dtype)
-    w[::9] = 0.0
-    m = rng.uniform(size=shape) > 0.15
-    return x, z, q, w, m
-
-
-def _close(a, b, dtype, reduced):
-    if reduced:  # float64 chunk sums against the generic sums: summation order differs
-        np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == "float32" else 1e-12,
-                                   equal_nan=True)
-    else:
-        np.testing.assert_allclose(a, b, rtol=8 * np.finfo(dtype).eps, atol=1e-30,
-                                   equal_nan=True)
-
-
-OPTIONS = {
-    "plain": {},
-    "bool labels": {"labels": "bool"},
-    "int labels": {"labels": "int8"},
-    "float64 labels": {"labels": "float64"},
-    "mask (NaN under it)": {"mask": True},
-    "smoothing": {"label_smoothing": 0.1},
-    "weight": {"weight": True},
-    "everything": {"mask": True, "weight": True, "label_smoothing": 0.2},
-}
-
-
-def _call(fn, x, z, q, w, m, opts, **kw):
-    labels = z
-    if opts.get("labels"):
-        labels = (z > 0.5).astype(opts["labels"])
-    if opts.get("mask"):
-        labels = np.where(m, labels, np.nan) if labels.dtype.kind == "f" else labels
-        kw["mask"] = m
-    if opts.get("weight"):
-        kw["weight"] = w
-    if opts.get("label_smoothing"):
-        kw["label_smoothing"] = opts["label_smoothing"]
-    return fn(labels, x, pos_weight=q, **kw)
-
 
 
 # --- PyTorch: the fused reduction and the gradient-only backward ----------------------

@@ -20,6 +20,7 @@ from ._validation import (
     as_option,
     check_reduction,
     check_values,
+    computable,
     finish,
     prepare,
     with_label_hint,
@@ -71,22 +72,17 @@ def _family(
                       focal=focal, reduction=reduction, axes=axes)
         if out is not None:
             return finish(inp, out)
-        z = xp.astype(z, x.dtype)  # (declined: what prepare left to it, done here)
-        if mask is not None:
-            z, x = _core.where(mask, z, 0.0, xp=xp), _core.where(mask, x, 0.0, xp=xp)
+        z, x = computable(z, x, mask, x.dtype, xp)  # (declined: what prepare left to it)
     if not isinstance(label_smoothing, float) or label_smoothing:  # (an array: traced)
         z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if inp.pending is not None:  # the checks inside the backend's call with the loss
-        if focal is None:
-            assert b.checked_loss is not None
-            try:
+        try:
+            if focal is None:
+                assert b.checked_loss is not None
                 out = b.checked_loss(z, x, inp.q, weight=inp.weight, mask=mask,
                                      reduction=reduction, axes=axes, acc_dtype=inp.acc_dtype,
                                      checks=inp.pending)
-            except ValueError as exc:
-                raise with_label_hint(exc, xp, inp.z, x, mask, *inp.names) from None
-            return finish(inp, out)
-        try:
+                return finish(inp, out)
             check_values(xp, b, inp.native, inp.pending)
         except ValueError as exc:
             raise with_label_hint(exc, xp, inp.z, x, mask, *inp.names) from None

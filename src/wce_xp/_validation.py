@@ -37,7 +37,7 @@ from ._registry import Backend, Check
 Array = Any
 
 __all__ = ["REDUCTIONS", "Inputs", "as_float", "as_option", "check_reduction", "check_values",
-           "context", "finish", "kind_of", "prepare", "with_label_hint"]
+           "computable", "context", "finish", "kind_of", "prepare", "with_label_hint"]
 
 # Kinds of argument: an array library's name, SCALAR (Python or NumPy real scalar)
 # or OTHER (lists, tuples, anything asarray may take).
@@ -403,8 +403,6 @@ def prepare(
             f"{labels_name} and {logits_name} must have the same shape, got {zshape} and {shape}"
         )
     deferred = chunked and ctx.native and b.whole is not None
-    if not deferred:
-        z = ns.astype(z, compute, copy=False)
 
     q: Array | float = 1.0
     if pos_weight is not None:
@@ -423,12 +421,8 @@ def prepare(
         if m.dtype != ns.bool:
             raise TypeError(f"mask: expected a boolean array (True = keep), got dtype {m.dtype}")
         _check_broadcast("mask", tuple(m.shape), shape)
-        if not deferred:
-            # Masked entries may hold NaN or inf (missing labels): replace them by 0
-            # before any arithmetic or check, so that they reach neither the value nor
-            # the gradient.
-            z = _core.where(m, z, 0.0, xp=ns)
-            x = _core.where(m, x, 0.0, xp=ns)
+    if not deferred:
+        z, x = computable(z, x, m, compute, ns)
 
     may_read = checked and not ctx.traced and (not ctx.on_device or always)
     pending = None
@@ -453,6 +447,18 @@ def prepare(
                   out_dtype=out_dtype, acc_dtype=accumulation_dtype(ctx, compute),
                   native=ctx.native, deferred=deferred, pending=pending,
                   names=(labels_name, logits_name))
+
+
+def computable(z: Array, x: Array, m: Array | None, dtype: Any,
+               xp: ModuleType) -> tuple[Array, Array]:
+    """Labels in the compute dtype and, under a mask, masked entries of labels and logits
+    replaced by 0 before any arithmetic or check: they may hold NaN or inf (missing
+    labels), which must reach neither the value nor the gradient. What :func:`prepare`
+    does unless a backend's ``whole`` implementation takes both over."""
+    z = xp.astype(z, dtype, copy=False)
+    if m is not None:
+        z, x = _core.where(m, z, 0.0, xp=xp), _core.where(m, x, 0.0, xp=xp)
+    return z, x
 
 
 def with_label_hint(exc: ValueError, xp: ModuleType, z: Array, x: Array, m: Array | None,
