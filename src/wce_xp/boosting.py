@@ -38,11 +38,50 @@ from ._compat import array_namespace, is_array
 from ._grad import weighted_cross_entropy_grad_hess
 from ._validation import as_float
 
-__all__ = ["lightgbm_objective", "xgboost_objective"]
+__all__ = ["Objective", "lightgbm_objective", "xgboost_objective"]
 
 
-class _Objective:
-    """A weighted cross-entropy objective: ``(grad, hess)`` from margins and labels."""
+class Objective:
+    r"""A weighted sigmoid cross-entropy objective for a gradient-boosting library.
+
+    Made by :func:`xgboost_objective` and :func:`lightgbm_objective`; calling it gives
+    the gradient and Hessian of the loss with respect to the raw margins ``m``:
+
+    .. math::
+
+        g = (1 - z)\,\sigma(m) - q\,z\,\sigma(-m), \qquad
+        h = (1 + (q-1) z)\,\sigma(m)\,\sigma(-m)
+
+    Parameters
+    ----------
+    library : {"xgboost", "lightgbm"}
+        The library it was made for (shown in its ``repr``).
+    pos_weight : float
+        ``q ≥ 0``, the weight of positive examples.
+    label_smoothing : float
+        Keras's rule ``z → z(1 - s) + s/2``, ``0 ≤ s ≤ 1``.
+
+    Attributes
+    ----------
+    library : str
+        As given.
+    pos_weight : float
+        As given, checked.
+    label_smoothing : float
+        As given, checked.
+
+    See Also
+    --------
+    wce_xp.weighted_cross_entropy_grad_hess : The derivatives it returns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from wce_xp.boosting import Objective, xgboost_objective
+    >>> obj = xgboost_objective(pos_weight=3.0)
+    >>> isinstance(obj, Objective), obj
+    (True, xgboost_objective(pos_weight=3.0, label_smoothing=0.0))
+    """
 
     def __init__(self, library: str, pos_weight: float, label_smoothing: float) -> None:
         self.library = library
@@ -54,6 +93,23 @@ class _Objective:
                 f"label_smoothing={self.label_smoothing})")
 
     def __call__(self, first: Any, second: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+        """The gradient and Hessian, called as either API of the library calls it.
+
+        Parameters
+        ----------
+        first : array
+            The margins (native API) or the labels (scikit-learn wrapper).
+        second : array or DMatrix or Dataset
+            The training data (native API: labels and weights are read from it) or
+            the margins (scikit-learn wrapper).
+        sample_weight : array, optional
+            Per-sample weights (scikit-learn wrapper); they multiply both results.
+
+        Returns
+        -------
+        grad, hess : array
+            Of the margins' shape and array type.
+        """
         if hasattr(second, "get_label"):  # native API: (predictions, DMatrix / Dataset)
             preds, data = first, second
             labels = data.get_label()
@@ -80,7 +136,7 @@ class _Objective:
         )
 
 
-def xgboost_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) -> _Objective:
+def xgboost_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) -> Objective:
     r"""A custom XGBoost objective for the weighted sigmoid cross-entropy.
 
     .. math::
@@ -99,7 +155,7 @@ def xgboost_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) 
 
     Returns
     -------
-    callable
+    Objective
         Works as ``xgboost.train(..., obj=f)`` and ``XGBClassifier(objective=f)``.
 
     Examples
@@ -110,10 +166,10 @@ def xgboost_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) 
     >>> obj(np.array([1.0, 0.0]), np.array([0.0, 0.0]))  # scikit-learn order
     (array([-1.5,  0.5]), array([0.75, 0.25]))
     """
-    return _Objective("xgboost", pos_weight, label_smoothing)
+    return Objective("xgboost", pos_weight, label_smoothing)
 
 
-def lightgbm_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) -> _Objective:
+def lightgbm_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0) -> Objective:
     r"""A custom LightGBM objective for the weighted sigmoid cross-entropy.
 
     .. math::
@@ -129,7 +185,7 @@ def lightgbm_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0)
 
     Returns
     -------
-    callable
+    Objective
         Works as ``lightgbm.train({"objective": f, ...}, ...)`` and
         ``LGBMClassifier(objective=f)``.
 
@@ -140,4 +196,4 @@ def lightgbm_objective(pos_weight: float = 1.0, *, label_smoothing: float = 0.0)
     >>> lightgbm_objective(pos_weight=3.0)(np.array([1.0, 0.0]), np.array([0.0, 0.0]), None)
     (array([-1.5,  0.5]), array([0.75, 0.25]))
     """
-    return _Objective("lightgbm", pos_weight, label_smoothing)
+    return Objective("lightgbm", pos_weight, label_smoothing)

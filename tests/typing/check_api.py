@@ -34,3 +34,9 @@ wce_xp.weighted_cross_entropy_with_logits(z, x, 2.0, reduction="meen")  # type: 
 wce_xp.sigmoid_focal_loss(z, x, validate="sometimes")  # type: ignore[arg-type]
 wce_xp.binary_cross_entropy_with_logits(x, z, reduction="weighted_mean")  # type: ignore[arg-type]
 wce_xp.weighted_cross_entropy_with_logits(z, x, 2.0).this_does_not_exist()  # type: ignore[attr-defined]
+
+# the boosting objectives' return type is public
+from wce_xp.boosting import Objective, lightgbm_objective, xgboost_objective  # noqa: E402
+
+assert_type(xgboost_objective(3.0), Objective)
+assert_type(lightgbm_objective(3.0, label_smoothing=0.1), Objective)
