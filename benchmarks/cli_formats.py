@@ -73,8 +73,8 @@ def main() -> int:
     out = "\n".join(text) + "\n"
     print(out)
     if not args.no_write:
-        write_section("cli_formats", "## Command line: streamed formats at 1e8 rows "
-                      "(issue 10)\n\n" + out)
+        write_section("cli_formats", "## Command line: streamed formats at 1e8 rows"
+                      "\n\n" + out)
     return 0
 
 

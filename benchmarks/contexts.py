@@ -210,7 +210,8 @@ def main() -> int:
     text = "\n".join(out) + "\n"
     print(text)
     if not args.no_write:
-        write_section("contexts", "## Contexts (issues 8 and 11)\n\n" + text)
+        write_section("contexts", "## Contexts: compiled PyTorch, float32 reductions, "
+                      "TensorFlow\n\n" + text)
     return 0
 
 

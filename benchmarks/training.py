@@ -404,7 +404,7 @@ def report(rows: list[dict[str, Any]], per_call: list[dict[str, Any]], cores: in
            saved: dict[str, Any] | None = None) -> str:
     saved = saved or {}
     date = saved.get("date") or time.strftime("%Y-%m-%d")
-    out = [f"### Training matrix (issue 9) — measured {date}", "",
+    out = [f"### Training matrix — measured {date}", "",
            f"Machine: {saved.get('machine') or machine()}.",
            "Speed-ups: the peer's median time over wce_xp's in the same run (above 1: "
            "wce_xp is faster). float32, labels 0/1, `pos_weight=2`.", ""]

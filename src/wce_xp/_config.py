@@ -39,9 +39,11 @@ def config() -> dict[str, Any]:
 
 
 def show_config(file: IO[str] | None = None) -> None:
-    """Print the version, whether the compiled kernels are present and with which
-    vector instructions their loops run, the NumPy engine's threads, and the array
-    libraries installed with their versions.
+    """Print which engine runs here, its threads, and the array libraries installed.
+
+    The version, whether the compiled kernels are present and with which vector
+    instructions their loops run, the NumPy engine's threads, and the array libraries
+    installed with their versions (as ``numpy.show_config()``).
 
     Parameters
     ----------

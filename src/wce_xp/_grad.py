@@ -47,13 +47,32 @@ def weighted_cross_entropy_grad_hess(
 
     Parameters
     ----------
-    labels, logits, pos_weight, weight, label_smoothing, validate, xp
-        As in :func:`weighted_cross_entropy_with_logits` (``pos_weight`` defaults to 1).
+    labels : array_like
+        Targets in [0, 1], broadcasting to the logits (bool and integer labels are cast).
+    logits : array
+        Real floating logits (raw margins, for boosting).
+    pos_weight : float or array, optional
+        Weight ``q ≥ 0`` of the positive term (default 1), broadcasting to the logits.
+    weight : float or array, optional
+        Weights ``≥ 0`` that multiply both derivatives.
+    label_smoothing : float
+        Keras's rule ``z → z(1 - s) + s/2`` with ``s`` in [0, 1].
+    validate : bool or "always"
+        Check values as :func:`weighted_cross_entropy_with_logits` does.
+    xp : namespace, optional
+        Force the array namespace; by default the inputs' library.
 
     Returns
     -------
-    (grad, hess) : tuple of arrays
-        The logits' shape, library, device and dtype.
+    grad : array
+        :math:`\partial L / \partial x`: the logits' shape, library, device and dtype.
+    hess : array
+        :math:`\partial^2 L / \partial x^2`, likewise.
+
+    See Also
+    --------
+    weighted_cross_entropy_with_logits : The loss these are the derivatives of.
+    wce_xp.boosting.xgboost_objective : These derivatives as an XGBoost objective.
 
     Examples
     --------
@@ -87,7 +106,7 @@ def pos_weight_from_labels(
     mask: Any = None,
     xp: Any = None,
 ) -> ArrayT:
-    r"""Negatives over positives per class: the usual ``pos_weight`` for imbalanced data.
+    r"""Return negatives over positives per class, the usual ``pos_weight`` for imbalance.
 
     .. math::
 

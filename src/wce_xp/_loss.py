@@ -148,6 +148,8 @@ def weighted_cross_entropy_with_logits(
     name : str, optional
         On TensorFlow, the name scope of the operations (as ``tf.nn``'s ``name=``);
         ignored elsewhere.
+    targets : array_like, optional
+        TensorFlow 1's name for ``labels``; give one or the other.
     weight : float or array, optional
         Per-element, per-sample or per-class weights ``≥ 0`` broadcasting to the logits.
         A zero weight drops the element (its contribution is 0 even if its loss is inf).
@@ -262,7 +264,53 @@ def sigmoid_cross_entropy_with_logits(
         L(x, z) = z\,\log(1 + e^{-x}) + (1 - z)\,\log(1 + e^{x})
 
     :func:`weighted_cross_entropy_with_logits` with ``pos_weight = 1``; the same
-    options, accuracy and errors.
+    options, accuracy and errors (its Notes say where value checks run).
+
+    Parameters
+    ----------
+    labels : array_like
+        Targets in [0, 1], the logits' shape (bool and integer labels are cast).
+    logits : array
+        Real floating logits; float16 and bfloat16 are computed in float32.
+    name : str, optional
+        On TensorFlow, the name scope of the operations; ignored elsewhere.
+    targets : array_like, optional
+        TensorFlow 1's name for ``labels``; give one or the other.
+    weight : float or array, optional
+        Weights ``≥ 0`` broadcasting to the logits; a zero weight drops the element.
+    mask : bool array, optional
+        False marks a missing label: the element gives exactly 0 to the value and the
+        gradient (``mask=~isnan(labels)``).
+    label_smoothing : float
+        Keras's rule ``z → z(1 - s) + s/2`` with ``s`` in [0, 1].
+    reduction : {"none", "sum", "mean", "weighted_mean"}
+        As in :func:`weighted_cross_entropy_with_logits`; NaN over no element.
+    axis : int or tuple of int, optional
+        Reduce over these axes only (``axis=0`` gives one loss per class).
+    validate : bool or "always"
+        Check that labels lie in [0, 1] and weights are finite and non-negative;
+        ``False`` computes the formula for any real values.
+    xp : namespace, optional
+        Force the array namespace; by default the inputs' library (NumPy if none).
+
+    Returns
+    -------
+    array
+        Same library, device and dtype as the logits; the logits' shape for
+        ``reduction="none"``, else reduced.
+
+    Raises
+    ------
+    TypeError
+        Non-floating or complex logits, arrays of two libraries, non-boolean mask.
+    ValueError
+        Shapes that do not broadcast, negative weights, labels outside [0, 1], an
+        unknown reduction, an axis out of range.
+
+    See Also
+    --------
+    weighted_cross_entropy_with_logits : With a weight on the positive term.
+    sigmoid_focal_loss : Down-weights well-classified examples.
 
     Examples
     --------
@@ -297,7 +345,7 @@ def binary_cross_entropy_with_logits(
     validate: Validate = False,
     xp: Any = None,
 ) -> ArrayT:
-    r"""PyTorch's ``torch.nn.functional.binary_cross_entropy_with_logits``, on any backend.
+    r"""Compute ``torch.nn.functional.binary_cross_entropy_with_logits`` on any backend.
 
     .. math::
 
@@ -386,17 +434,48 @@ def sigmoid_focal_loss(
 
     Parameters
     ----------
-    labels, logits, pos_weight, weight, mask, label_smoothing, reduction, axis, validate, xp
-        As in :func:`weighted_cross_entropy_with_logits` (``pos_weight`` defaults to 1).
-    gamma : float
-        Focusing parameter ``γ ≥ 0``.
-    alpha : float in [0, 1], optional
+    labels : array_like
+        Targets in [0, 1], the logits' shape (bool and integer labels are cast).
+    logits : array
+        Real floating logits; float16 and bfloat16 are computed in float32.
+    gamma : float or 0-d array
+        Focusing parameter ``γ ≥ 0`` (may be traced by ``jax.jit``).
+    alpha : float in [0, 1] or 0-d array, optional
         Weight of positives (negatives get ``1 - α``); None for no alpha term.
+    pos_weight : float or array, optional
+        Weight ``q ≥ 0`` of the positive term inside :math:`L` (default 1).
+    weight : float or array, optional
+        Weights ``≥ 0`` broadcasting to the logits; a zero weight drops the element.
+    mask : bool array, optional
+        False marks a missing label: the element gives exactly 0 to the value and the
+        gradient.
+    label_smoothing : float
+        Keras's rule ``z → z(1 - s) + s/2`` with ``s`` in [0, 1].
+    reduction : {"none", "sum", "mean", "weighted_mean"}
+        As in :func:`weighted_cross_entropy_with_logits`; NaN over no element.
+    axis : int or tuple of int, optional
+        Reduce over these axes only.
+    validate : bool or "always"
+        Check labels, weights and ``pos_weight`` as
+        :func:`weighted_cross_entropy_with_logits` does.
+    xp : namespace, optional
+        Force the array namespace; by default the inputs' library.
 
     Returns
     -------
     array
-        As in :func:`weighted_cross_entropy_with_logits`.
+        Same library, device and dtype as the logits; the logits' shape for
+        ``reduction="none"``, else reduced.
+
+    Raises
+    ------
+    ValueError
+        ``gamma < 0``, ``alpha`` outside [0, 1], and the errors of
+        :func:`weighted_cross_entropy_with_logits`.
+
+    See Also
+    --------
+    weighted_cross_entropy_with_logits : The cross-entropy it modulates.
 
     Examples
     --------

@@ -60,8 +60,12 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):  # type: ignore[misc]
         Weight of the positive term; one value per class (the last axis) or one for all.
     label_smoothing : float
         Keras's rule ``z → z(1 - s) + s/2``.
-    reduction, name, dtype
-        As for every ``keras.losses.Loss``.
+    reduction : str or None
+        As for every :class:`keras.losses.Loss`. Default "sum_over_batch_size".
+    name : str
+        The loss's name in Keras's logs.
+    dtype : str or dtype, optional
+        The dtype of the computation, as for every :class:`keras.losses.Loss`.
 
     Examples
     --------
@@ -119,8 +123,14 @@ class SigmoidFocalCrossentropy(keras.losses.Loss):  # type: ignore[misc]
         Weight of positives (negatives get ``1 - α``).
     pos_weight : float or list of float, optional
         As in :class:`WeightedBinaryCrossentropy` (default 1).
-    label_smoothing, reduction, name, dtype
-        As in :class:`WeightedBinaryCrossentropy`.
+    label_smoothing : float
+        Keras's rule ``z → z(1 - s) + s/2``.
+    reduction : str or None
+        As for every :class:`keras.losses.Loss`. Default "sum_over_batch_size".
+    name : str
+        The loss's name in Keras's logs.
+    dtype : str or dtype, optional
+        The dtype of the computation, as for every :class:`keras.losses.Loss`.
 
     Examples
     --------

@@ -20,7 +20,7 @@ __all__ = ["sigmoid_binary_cross_entropy", "sigmoid_focal_loss"]
 
 def sigmoid_binary_cross_entropy(logits: ArrayT, labels: Any, *,
                                  pos_weight: Any = None) -> ArrayT:
-    r"""optax's ``sigmoid_binary_cross_entropy``: the elementwise sigmoid cross-entropy.
+    r"""Compute the elementwise sigmoid cross-entropy, with optax's signature.
 
     .. math::
 
@@ -53,7 +53,7 @@ def sigmoid_binary_cross_entropy(logits: ArrayT, labels: Any, *,
 
 def sigmoid_focal_loss(logits: ArrayT, labels: Any, *, alpha: Any = None, gamma: Any = 2.0,
                        pos_weight: Any = None) -> ArrayT:
-    r"""optax's ``sigmoid_focal_loss`` (Lin et al., 2017), elementwise.
+    r"""Compute the elementwise focal loss (Lin et al., 2017), with optax's signature.
 
     .. math::
 

@@ -40,6 +40,7 @@ def cross_entropy_on_logits(y_true: Any, y_logit: Any, *, pos_weight: Any = None
     Returns
     -------
     float
+        The weighted mean loss over samples and labels (lower is better).
 
     Examples
     --------

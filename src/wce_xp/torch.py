@@ -34,11 +34,23 @@ def _make() -> dict[str, Any]:
 
             \ell = w\,\big[q\,z\,\log(1 + e^{-x}) + (1 - z)\,\log(1 + e^{x})\big]
 
+        A subclass of :class:`torch.nn.BCEWithLogitsLoss`: the same constructor,
+        ``state_dict`` keys and ``isinstance``; ``forward`` is
+        :func:`wce_xp.binary_cross_entropy_with_logits`.
+
         Parameters
         ----------
-        weight, size_average, reduce, reduction, pos_weight
-            As in ``torch.nn.BCEWithLogitsLoss`` (``weight`` and ``pos_weight`` are
-            buffers: they move with the module and are saved in its ``state_dict``).
+        weight : Tensor, optional
+            Rescaling weight broadcast to the input; a buffer that moves with the
+            module and is saved in its ``state_dict``.
+        size_average : bool, optional
+            Deprecated in PyTorch; as there.
+        reduce : bool, optional
+            Deprecated in PyTorch; as there.
+        reduction : {"mean", "sum", "none"}
+            As in PyTorch. Default "mean".
+        pos_weight : Tensor, optional
+            Weight of positive examples (one per class along the last axis); a buffer.
 
         Examples
         --------
@@ -57,8 +69,7 @@ def _make() -> dict[str, Any]:
                 input, target, self.weight, self.pos_weight, reduction=self.reduction)
 
     class SigmoidFocalLoss(torch.nn.Module):  # type: ignore[misc]
-        r"""The focal loss on logits as a module, with torchvision's arguments and
-        ``pos_weight``.
+        r"""Focal loss on logits as a module, with torchvision's arguments and ``pos_weight``.
 
         .. math::
 
