@@ -16,6 +16,11 @@ nox.options.sessions = [
     "boosting", "docs", "foreign", "oldest", "sdist",
 ]
 nox.options.error_on_missing_interpreters = True
+# uv creates the environments and installs into them, from one shared cache: PyTorch,
+# TensorFlow and JAX are downloaded and unpacked once and hard-linked into each
+# session's environment, instead of being installed again in each. Without uv, nox
+# falls back to virtualenv and pip.
+nox.options.default_venv_backend = "uv|virtualenv"
 
 # PyTorch: a plain `pip install torch` resolves to a multi-GB CUDA build. This project's
 # machines carry the CPU build as a local wheel (pip's find-links); elsewhere we ask
@@ -26,7 +31,9 @@ LOCAL_WHEELS = Path("/opt/wheels")
 
 def _install_torch_cpu(session: nox.Session) -> None:
     if any(LOCAL_WHEELS.glob("torch-2.13.0+cpu-*.whl")):
-        session.install(TORCH_CPU)
+        # the exact local version: no index has it, so neither pip nor uv can pick a
+        # CUDA build of the same release from PyPI
+        session.install(f"{TORCH_CPU}+cpu", "--find-links", str(LOCAL_WHEELS))
     else:
         session.install("torch", "--index-url", "https://download.pytorch.org/whl/cpu")
 
@@ -38,8 +45,14 @@ def _with_peers(session: nox.Session, extras: str) -> None:
     session.install("-e", f".[{extras}]")
 
 
+# pytest-xdist: one worker per core. Each backend session runs that backend's tests and
+# the backend-independent tests whose home it is (tests/conftest.py), so no test runs
+# twice across the matrix but in `oldest` and `sdist`, whose point is to run it again.
+PARALLEL = ("-n", "auto")
+
+
 def _pytest(session: nox.Session, backend: str, *extra: str) -> None:
-    session.run("pytest", "--backend", backend, *extra, *session.posargs)
+    session.run("pytest", *PARALLEL, "--backend", backend, *extra, *session.posargs)
 
 
 @nox.session
@@ -82,6 +95,7 @@ def torch(session: nox.Session) -> None:
 @nox.session
 def jax(session: nox.Session) -> None:
     _with_peers(session, "test,jax")
+    session.install("optax")  # tests/peers/test_optax.py compares with optax itself
     _pytest(session, "jax")
 
 
@@ -120,11 +134,14 @@ def boosting(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The documentation site (Sphinx, numpydoc, MyST), built with warnings as errors,
-    then every example in it executed: the docstrings' and the migration page's, which
-    runs the peers (TensorFlow, PyTorch, Keras on JAX, optax, XGBoost, LightGBM)."""
+    """The documentation site (Sphinx, pydata-sphinx-theme, numpydoc with its validation
+    of every public docstring, MyST; plots made by matplotlib while it builds), built
+    with warnings as errors, then every example in it executed: the docstrings', the
+    user guide's and the migration page's, which runs the peers (TensorFlow, PyTorch,
+    Keras on JAX, optax, XGBoost, LightGBM, Dask, array-api-strict)."""
     _install_torch_cpu(session)
-    session.install("-e", ".[docs,jax,keras,tensorflow,xgboost,lightgbm]", "optax")
+    session.install("-e", ".[docs,jax,keras,tensorflow,xgboost,lightgbm,dask]", "optax",
+                    "array-api-strict")
     session.env.update(KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     for builder in ("html", "doctest"):
         session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", builder, "docs",
@@ -152,11 +169,12 @@ def oldest(session: nox.Session) -> None:
     """The suite against the oldest release of every dependency that pyproject.toml
     allows (the floors it promises are the ones tested here)."""
     _install_torch_cpu(session)
-    session.install(*OLDEST, "pytest>=8", "hypothesis>=6.100", "mpmath>=1.3")
+    session.install(*OLDEST, "pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100",
+                    "mpmath>=1.3")
     session.install("--no-deps", "-e", ".")
     session.env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     backends = ("numpy", "array_api_strict", "torch", "jax", "dask", "tensorflow")
-    session.run("pytest", *(f"--backend={b}" for b in backends), *session.posargs)
+    session.run("pytest", *PARALLEL, *(f"--backend={b}" for b in backends), *session.posargs)
 
 
 @nox.session(default=False)
@@ -185,7 +203,8 @@ def sdist(session: nox.Session) -> None:
     unpacked = tmp / archive.name.removesuffix(".tar.gz")
     session.chdir(unpacked)
     session.install(".[test]")
-    session.run("pytest", "--backend", "numpy", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", *PARALLEL, "--backend", "numpy", "-p", "no:cacheprovider",
+                *session.posargs)
 
 
 def _pythons() -> dict[str, str]:

@@ -63,6 +63,30 @@ def pytest_generate_tests(metafunc):
         )
 
 
+def pytest_collection_modifyitems(config, items):
+    """With ``--backend``, a test that does not take the backend fixture runs only in
+    its home session, so that nox's per-backend sessions do not each run the
+    backend-independent tests again. Home: its ``pytest.mark.home(...)`` (the library
+    it exercises; "foreign" for tests/test_foreign.py, which its own session runs),
+    else numpy. Without ``--backend`` every test runs. Left-out tests are reported as
+    deselected."""
+    names = config.getoption("--backend")
+    if not names:
+        return
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "backend" in callspec.params:
+            keep.append(item)
+            continue
+        mark = item.get_closest_marker("home")
+        home = mark.args[0] if mark else "numpy"
+        (keep if home in names else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def _import_backend(backend: Backend):
     try:
         mod = importlib.import_module(backend.module_name)

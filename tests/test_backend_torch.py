@@ -17,6 +17,9 @@ from wce_xp._native import _numpy
 from . import _reference as R
 from ._engine_data import _data
 
+# Backend-independent tests here run in the torch session (tests/conftest.py).
+pytestmark = pytest.mark.home("torch")
+
 generic = _registry.generic_only
 wce = wce_xp.weighted_cross_entropy_with_logits
 

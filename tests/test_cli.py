@@ -133,7 +133,9 @@ def test_eval_parquet(files, tmp_path):
     assert json.loads(res.stdout)["loss"] == pytest.approx(float(want), rel=1e-6)
 
 
-@pytest.mark.parametrize("other", ["torch", "jax", "dask", "tensorflow"])
+@pytest.mark.parametrize(
+    "other", [pytest.param(b, marks=pytest.mark.home(b)) for b in ("torch", "jax", "dask",
+                                                                   "tensorflow")])
 def test_eval_other_backends_equal_numpy(files, other):
     pytest.importorskip({"torch": "torch", "jax": "jax", "dask": "dask.array",
                          "tensorflow": "tensorflow"}[other])
@@ -149,6 +151,7 @@ def test_eval_other_backends_equal_numpy(files, other):
     assert res.stderr == ""  # no library log noise (TensorFlow's C++ logs are silenced)
 
 
+@pytest.mark.home("dask")
 def test_eval_dask_local_cluster_equals_numpy(files):
     pytest.importorskip("dask.distributed")
     d, *_ = files
@@ -446,6 +449,7 @@ def _npz_pair(tmp_path, compressed, rows=20_000, classes=3):
     return x, z
 
 
+@pytest.mark.home("dask")  # (then the same file on the Dask backend)
 @pytest.mark.parametrize("compressed", [False, True], ids=["stored", "deflated"])
 def test_npz_streams_and_equals_npy(tmp_path, compressed):
     _npz_pair(tmp_path, compressed)
@@ -752,6 +756,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.home("dask")
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_signal_while_the_local_cluster_starts(files, sig):
     pytest.importorskip("dask.distributed")

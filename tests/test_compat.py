@@ -12,6 +12,9 @@ import wce_xp
 from wce_xp import _compat
 from wce_xp._generic import _core
 
+# Backend-independent tests here run in the torch session (tests/conftest.py).
+pytestmark = pytest.mark.home("torch")
+
 torch = pytest.importorskip("torch")
 
 

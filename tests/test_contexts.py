@@ -104,6 +104,7 @@ def test_zero_dim_arrays_on_every_backend(xp, device, reduction):
 # --- 2-4. PyTorch's transforms and compiler -------------------------------------------
 
 
+@pytest.mark.home("torch")
 @pytest.mark.parametrize("name", list(PUBLIC))
 def test_torch_gradcheck_forward_and_reverse(name):
     """gradcheck with check_forward_ad: the Jacobian in both modes, and gradgradcheck."""
@@ -115,6 +116,7 @@ def test_torch_gradcheck_forward_and_reverse(name):
     assert torch.autograd.gradgradcheck(lambda t: fn(z, t), (xr,))
 
 
+@pytest.mark.home("torch")
 def test_torch_forward_ad_dual_tensor_has_the_analytic_tangent():
     torch = pytest.importorskip("torch")
     import torch.autograd.forward_ad as fwad
@@ -129,6 +131,7 @@ def test_torch_forward_ad_dual_tensor_has_the_analytic_tangent():
                                rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.home("torch")
 def test_torch_func_transforms():
     torch = pytest.importorskip("torch")
     from torch import func
@@ -165,6 +168,7 @@ def test_torch_func_transforms():
                                rtol=1e-12)
 
 
+@pytest.mark.home("torch")
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}])
 def test_torch_func_transforms_over_captured_tensors(reduction, options):
@@ -200,6 +204,7 @@ def _ulp_close(got, want, dtype, ulps=4, scale=None):
     assert np.all(err <= ulps * np.maximum(spacing, np.finfo(dtype).tiny)), err.max()
 
 
+@pytest.mark.home("torch")
 @pytest.mark.parametrize("name", [*PUBLIC, "pos_weight_from_labels"])
 def test_torch_compile_fullgraph_no_graph_breaks(name):
     """Every public function compiles whole (forward and backward), equal to eager
@@ -234,6 +239,7 @@ def test_torch_compile_fullgraph_no_graph_breaks(name):
     _ulp_close(comp_x.grad.numpy(), eager_x.grad.numpy(), np.float32, scale=scale)
 
 
+@pytest.mark.home("torch")
 def test_torch_autocast_follows_pytorch():
     """PyTorch runs binary_cross_entropy_with_logits in float32 under autocast."""
     torch = pytest.importorskip("torch")
@@ -275,6 +281,7 @@ class _ReadCounter:
                 monkeypatch.setattr(owner, n, wrapper)
 
 
+@pytest.mark.home("torch")
 def test_no_host_reads_for_device_tensors(monkeypatch):
     """The same decision the code makes for a CUDA tensor, taken for CPU tensors: with
     default arguments, no value is read back. (On a GPU machine the CUDA test below
@@ -310,6 +317,7 @@ def test_no_host_reads_for_device_tensors(monkeypatch):
         lanes_off.__exit__(None, None, None)
 
 
+@pytest.mark.home("torch")
 def test_eager_cpu_checks_read_once(monkeypatch):
     """Eager CPU tensors are checked: every checked array in one read."""
     pytest.importorskip("torch")
@@ -321,6 +329,7 @@ def test_eager_cpu_checks_read_once(monkeypatch):
     assert counter.count == 1
 
 
+@pytest.mark.home("torch")
 def test_cuda_tensors_never_synchronize():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
@@ -334,6 +343,7 @@ def test_cuda_tensors_never_synchronize():
         torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.home("torch")
 def test_validate_always_checks_device_arrays(monkeypatch):
     pytest.importorskip("torch")
     orig = _validation.context
@@ -384,6 +394,7 @@ def test_any_real_labels_and_weights_give_the_formula(xp, device, dtype):
         np.testing.assert_allclose(got, ref, rtol=rtol * 10)
 
 
+@pytest.mark.home("torch")
 def test_pytorch_negative_target_value_and_gradient():
     """The case that failed: a label of -1 at logit 1 (0.291 where the formula gives
     -1.345), and a gradient that belongs to the value."""
@@ -457,6 +468,7 @@ def test_nan_and_inf_are_refused_in_every_checked_argument(xp, device, backend):
 # --- 10. Dask: any chunking -------------------------------------------------------------
 
 
+@pytest.mark.home("dask")
 def test_dask_any_chunking_of_every_argument():
     da = pytest.importorskip("dask.array")
     rng = np.random.default_rng(2)
@@ -546,6 +558,7 @@ def test_focal_gamma_zero_is_the_cross_entropy_bitwise_and_focal_never_exceeds_i
         assert np.all(fl <= ce), (gamma, x[fl > ce], fl[fl > ce], ce[fl > ce])
 
 
+@pytest.mark.home("torch")
 def test_focal_never_exceeds_ce_under_torch_autograd():
     pytest.importorskip("torch")
     x, z = _torch_data("float32", shape=(400,))
@@ -557,6 +570,7 @@ def test_focal_never_exceeds_ce_under_torch_autograd():
         assert bool((fl <= ce).all())
 
 
+@pytest.mark.home("torch")
 def test_both_zero_forms_agree_in_value_gradient_and_hessian():
     """The generic loss has two spellings of |x| (one per compiler, see _core):
     identical values, and identical first and second derivatives, at 0 too."""

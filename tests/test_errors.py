@@ -106,6 +106,7 @@ def test_labels_outside_unit_interval(xp, device, backend):
     wce(bad, x, 1.0, validate=False)
 
 
+@pytest.mark.home("dask")
 def test_value_checks_are_skipped_lazily_on_dask():
     da = pytest.importorskip("dask.array")
     x = da.from_array(np.array([0.5, 1.0]))
@@ -114,6 +115,7 @@ def test_value_checks_are_skipped_lazily_on_dask():
     assert type(out).__module__.startswith("dask")
 
 
+@pytest.mark.home("jax")
 def test_value_checks_are_skipped_under_jax_jit():
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
@@ -167,6 +169,7 @@ def test_nan_labels_suggest_a_mask(xp, device, backend):
     assert np.isfinite(float(np.asarray(out)))
 
 
+@pytest.mark.home("torch")
 def test_xp_converts_arrays_of_another_library():
     torch = pytest.importorskip("torch")
     z = np.array([[1.0, 0.0], [0.0, 1.0]])
@@ -184,6 +187,7 @@ def test_xp_converts_arrays_of_another_library():
     assert f32.dtype == torch.float32
 
 
+@pytest.mark.home("torch")
 def test_tensors_on_two_devices_name_the_arguments():
     torch = pytest.importorskip("torch")
     x = torch.zeros(2, 3, device="meta")
@@ -193,6 +197,7 @@ def test_tensors_on_two_devices_name_the_arguments():
         wce_xp.binary_cross_entropy_with_logits(x, torch.zeros(2, 3), pos_weight=torch.ones(3))
 
 
+@pytest.mark.home("torch")
 def test_pytorchs_names_in_the_mixed_library_message():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match="target is a numpy array, input is a torch array"):

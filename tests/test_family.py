@@ -117,6 +117,7 @@ def test_zero_weight_drops_an_infinite_loss(xp, device):
     np.testing.assert_allclose(got, np.log1p(np.e))
 
 
+@pytest.mark.home("dask")
 def test_dask_stays_lazy_and_keeps_chunks():
     da = pytest.importorskip("dask.array")
     import dask
@@ -142,6 +143,7 @@ def test_dask_stays_lazy_and_keeps_chunks():
                                rtol=1e-14)
 
 
+@pytest.mark.home("jax")
 def test_jax_jit_of_every_option():
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)

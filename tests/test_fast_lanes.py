@@ -24,6 +24,7 @@ wce = wce_xp.weighted_cross_entropy_with_logits
 _general = _registry.without_fast_lanes
 
 
+@pytest.mark.home("torch")
 @pytest.mark.parametrize("shape", [(), (1,), (100, 10), (7, 3, 2), (5000, 10)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_express_lane_equals_the_general_path(monkeypatch, shape, dtype):
@@ -63,6 +64,7 @@ def test_express_lane_equals_the_general_path(monkeypatch, shape, dtype):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.home("torch")
 def test_express_lane_with_labels_that_require_grad_under_no_grad():
     torch = pytest.importorskip("torch")
     x = torch.linspace(-3, 3, 12).reshape(3, 4)
@@ -168,6 +170,7 @@ def test_express_lane_leaves_errors_to_the_general_path():
     np.testing.assert_array_equal(before[1], z)
 
 
+@pytest.mark.home("torch")
 def test_torch_express_lane_from_several_threads_at_once():
     """Training steps on four Python threads at once (the express lane, the C kernels
     on the tensors' memory, one job at a time in the C pool, the others on their

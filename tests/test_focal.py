@@ -111,6 +111,7 @@ def test_gradients_are_finite_at_large_and_infinite_logits(xp, device, backend, 
         assert not np.any(np.isnan(v))
 
 
+@pytest.mark.home("torch")
 def test_focal_gradient_matches_finite_difference_in_float64():
     torch = pytest.importorskip("torch")
     x = torch.tensor([-3.0, -0.5, 0.0, 0.7, 4.0], dtype=torch.float64, requires_grad=True)

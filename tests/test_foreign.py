@@ -18,6 +18,9 @@ import wce_xp
 
 from ._helpers import reference_loss
 
+# Backend-independent tests here run in the foreign session (tests/conftest.py).
+pytestmark = pytest.mark.home("foreign")
+
 RNG = np.random.default_rng(18)
 X = RNG.standard_normal((6, 3)) * 3
 Z = (RNG.random((6, 3)) > 0.5).astype(np.float64)

@@ -168,6 +168,7 @@ def test_numpy_mean_is_accurate_and_never_materializes_the_loss():
     assert peak < 4 * n  # less than one float32 copy of the input: nothing full-size
 
 
+@pytest.mark.home("torch")
 def test_torch_autograd_goes_through_the_fused_function():
     torch = pytest.importorskip("torch")
     x = torch.tensor([-2.0, 0.0, 3.0, float("inf")], dtype=torch.float64, requires_grad=True)
@@ -186,6 +187,7 @@ def test_torch_autograd_goes_through_the_fused_function():
     assert "WeightedLoss" not in type(out.grad_fn).__name__
 
 
+@pytest.mark.home("dask")
 def test_dask_native_path_is_one_task_per_block():
     da = pytest.importorskip("dask.array")
     x, z, q, _, _ = _inputs("float64", (400, 7))
@@ -200,6 +202,7 @@ def test_dask_native_path_is_one_task_per_block():
     _close(out.compute(), ref, "float64")
 
 
+@pytest.mark.home("dask")
 def test_dask_local_cluster_compute_equals_numpy():
     """Worker processes on loopback, started here: the graph runs remotely and agrees."""
     da = pytest.importorskip("dask.array")

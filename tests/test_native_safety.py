@@ -20,6 +20,9 @@ import pytest
 
 import wce_xp
 
+# Backend-independent tests here run in the torch session (tests/conftest.py).
+pytestmark = pytest.mark.home("torch")
+
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 

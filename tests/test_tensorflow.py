@@ -17,6 +17,9 @@ tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 
 import wce_xp  # noqa: E402
 
+# Backend-independent tests here run in the tensorflow session (tests/conftest.py).
+pytestmark = pytest.mark.home("tensorflow")
+
 TF_LABELS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
 
 

@@ -18,6 +18,9 @@ import wce_xp
 torch = pytest.importorskip("torch")
 from wce_xp import torch as wt  # noqa: E402
 
+# Backend-independent tests here run in the torch session (tests/conftest.py).
+pytestmark = pytest.mark.home("torch")
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

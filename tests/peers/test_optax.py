@@ -18,6 +18,9 @@ from wce_xp import optax as wox
 
 from ._common import gradient, make, to_numpy, with_grad
 
+# Backend-independent tests here run in the jax session (tests/conftest.py).
+pytestmark = pytest.mark.home("jax")
+
 RTOL = 2e-5
 ENTRY = "wce_xp"
 

@@ -23,6 +23,9 @@ import wce_xp
 
 from ._common import gradient, make, to_numpy, with_grad
 
+# Backend-independent tests here run in the torch session (tests/conftest.py).
+pytestmark = pytest.mark.home("torch")
+
 torch = pytest.importorskip("torch", reason="PyTorch computes the expected values")
 F = torch.nn.functional
 bce = wce_xp.binary_cross_entropy_with_logits

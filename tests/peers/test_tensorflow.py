@@ -22,6 +22,9 @@ import wce_xp
 
 from ._common import gradient, make, to_numpy, with_grad
 
+# Backend-independent tests here run in the tensorflow session (tests/conftest.py).
+pytestmark = pytest.mark.home("tensorflow")
+
 wce = wce_xp.weighted_cross_entropy_with_logits
 sce = wce_xp.sigmoid_cross_entropy_with_logits
 
