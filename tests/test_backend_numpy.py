@@ -8,6 +8,7 @@ These tests need no backend fixture: they run in every session at the same small
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import threading
 import tracemalloc
@@ -272,6 +273,22 @@ def _scalar_q_grid(dtype):
     return x.astype(dtype), z.astype(dtype)
 
 
+@functools.cache
+def _loss_reference(dtype, q):
+    """mpmath's loss on the grid, once per (dtype, q) for both kernels."""
+    x, z = _scalar_q_grid(dtype)
+    return R.vectorize(R.loss, x, z, q)
+
+
+@functools.cache
+def _grad_reference(dtype, q):
+    """mpmath's gradient and its scale on the grid, once per (dtype, q) for both kernels."""
+    x, z = _scalar_q_grid(dtype)
+    ok = (z >= 0) & (z <= 1) & ~np.isnan(x)
+    pairs = [R.grad(float(a), float(b), q) for a, b in zip(x[ok], z[ok], strict=True)]
+    return [g for g, _ in pairs], np.array([float(c) for _, c in pairs], dtype=np.float64)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("q", [0.0, 1.0, 2.5, 1e-3, 1e3])
 def test_kernels_against_mpmath(kernels, dtype, q):
@@ -279,7 +296,7 @@ def test_kernels_against_mpmath(kernels, dtype, q):
     the elementwise values; bool labels give what 0/1 labels give."""
     x, z = _scalar_q_grid(dtype)
     q = float(np.asarray(q, dtype))  # the value in this dtype, as the reference sees it
-    ref = R.vectorize(R.loss, x, z, q)
+    ref = _loss_reference(dtype, q)
     got = _numpy.weighted_loss(z, x, q)
     err = R.ulp_error(got, ref, dtype)
     worst = int(np.argmax(err))
@@ -305,8 +322,7 @@ def test_gradient_kernels_against_mpmath(kernels, dtype, q):
     ok = (z >= 0) & (z <= 1) & ~np.isnan(x)
     x, z = x[ok], z[ok]
     q = float(np.asarray(q, dtype))
-    ref = R.vectorize(lambda *a: R.grad(*a)[0], x, z, q)
-    scale = R.vectorize(lambda *a: R.grad(*a)[1], x, z, q).astype(np.float64)
+    ref, scale = _grad_reference(dtype, q)
     got = _numpy.grad(z, x, q, scale=0.5)
     diff = np.array([abs(R.mp.mpf(float(g)) - 0.5 * r) for g, r in zip(got, ref, strict=True)],
                     dtype=np.float64)

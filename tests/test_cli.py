@@ -52,8 +52,14 @@ def _err(res, *words):
         assert w in lines[0], (w, lines[0])
 
 
-def test_demo_runs_on_every_installed_backend():
-    res = run("demo")
+@pytest.fixture(scope="module")
+def demo():
+    """One ``wce-xp demo`` (it loads every installed library) for the tests that read it."""
+    return run("demo")
+
+
+def test_demo_runs_on_every_installed_backend(demo):
+    res = demo
     assert res.returncode == 0, res.stderr
     from wce_xp.cli import _backends
 
@@ -400,8 +406,8 @@ def test_version_usage_and_help():
         assert word in res.stdout, word
 
 
-def test_demo_says_which_backends_ran_and_how_to_add_the_others():
-    res = run("demo")
+def test_demo_says_which_backends_ran_and_how_to_add_the_others(demo):
+    res = demo
     assert res.returncode == 0, res.stderr
     assert "backends run: numpy" in res.stdout
     from wce_xp.cli import _backends

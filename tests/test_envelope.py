@@ -154,6 +154,10 @@ class _Checker:
 @pytest.mark.parametrize(("shape", "layout", "dtype"), list(_cases()))
 def test_every_function_every_option(xp, device, backend, shape, layout, dtype):
     _dtype_ok(backend, dtype)
+    if layout != "contiguous" and backend.value in ("jax", "tensorflow"):
+        # their arrays have no memory layout: a transposed or sliced array is a new
+        # array like any other, so the case would repeat the contiguous one
+        pytest.skip(f"{backend.value} arrays have no strides")
     if layout == "strided" and backend.value == "array_api_strict" and len(shape) < 1:
         pytest.skip("no rows")
     xb, zb = _data(shape)
