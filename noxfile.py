@@ -118,7 +118,7 @@ def keras(session: nox.Session) -> None:
     """wce_xp.keras on Keras's TensorFlow, JAX and PyTorch backends (one process each)."""
     _with_peers(session, "test,keras,tensorflow,jax")
     session.env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    session.run("pytest", "tests/test_keras.py", *session.posargs)
+    session.run("pytest", *PARALLEL, "tests/test_keras.py", *session.posargs)
     session.run("pytest", "--doctest-modules", "src/wce_xp/keras.py")
 
 
@@ -143,9 +143,9 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[docs,jax,keras,tensorflow,xgboost,lightgbm,dask]", "optax",
                     "array-api-strict")
     session.env.update(KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    for builder in ("html", "doctest"):
-        session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", builder, "docs",
-                    f"docs/_build/{builder}")
+    for builder, jobs in (("html", "auto"), ("doctest", "1")):
+        session.run("sphinx-build", "-W", "--keep-going", "-q", "-j", jobs, "-b", builder,
+                    "docs", f"docs/_build/{builder}")
 
 
 @nox.session
