@@ -22,6 +22,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from the site itself: no CDN needed
     "sphinx.ext.viewcode",  # the [source] links, to highlighted pages of this site
     "numpydoc",
     "myst_parser",
