@@ -50,7 +50,8 @@ html_title = f"wce_xp {release}"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    # the benchmarks page's headings are long and its tables wide: no contents column
+    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "benchmarks": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
