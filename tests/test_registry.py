@@ -139,7 +139,7 @@ def test_a_library_without_an_entry_gets_the_generic_code():
 
 
 def test_a_toy_backend_registered_as_the_guide_says():
-    """README's "Adding a backend": a library gets an entry (here array-api-strict, which
+    """CONTRIBUTING.md's "Adding a backend": a library gets an entry (here array-api-strict, which
     has none) whose fast implementation declines what it cannot take; the front door
     calls it, and the results are the generic code's either way."""
     strict = pytest.importorskip("array_api_strict")
