@@ -68,10 +68,11 @@ def pytest_collection_modifyitems(config, items):
     its home session, so that nox's per-backend sessions do not each run the
     backend-independent tests again. Home: its ``pytest.mark.home(...)`` (the library
     it exercises; "foreign" for tests/test_foreign.py, which its own session runs),
-    else numpy. Without ``--backend`` every test runs. Left-out tests are reported as
-    deselected."""
+    else numpy. Without ``--backend``, or with a GPU backend (the GPU check is one run,
+    and tests such as the PyTorch modules' take CUDA devices when there are some), every
+    test runs. Left-out tests are reported as deselected."""
     names = config.getoption("--backend")
-    if not names:
+    if not names or {"cupy", "torch_cuda"} & set(names):
         return
     keep, drop = [], []
     for item in items:
