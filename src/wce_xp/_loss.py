@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _compat, _registry
 from ._args import ArrayT, Reduction, TorchReduction, Validate
+from ._docs import fill
 from ._generic import _core
 from ._validation import (
     REDUCTIONS,
@@ -107,6 +108,7 @@ def _family(
     return finish(inp, out)
 
 
+@fill
 def weighted_cross_entropy_with_logits(
     labels: Any = None,
     logits: ArrayT = None,  # type: ignore[assignment]  # (TensorFlow's order: keywords too)
@@ -136,55 +138,28 @@ def weighted_cross_entropy_with_logits(
 
     Parameters
     ----------
-    labels : array_like
-        Targets in [0, 1], the logits' shape. Bool and integer labels are cast to the
-        logits' dtype. ``targets=`` (TensorFlow 1's name) is accepted instead.
-    logits : array
-        Real floating logits. float16 and bfloat16 are computed in float32 and the
-        result is returned in their own dtype.
+    %(labels)s
+    %(logits)s
     pos_weight : float or array
         Weight ``q ≥ 0`` of the positive term, a scalar or an array broadcasting to
         the logits (one value per class along the last axis is the common case).
     name : str, optional
         On TensorFlow, the name scope of the operations (as ``tf.nn``'s ``name=``);
         ignored elsewhere.
-    targets : array_like, optional
-        TensorFlow 1's name for ``labels``; give one or the other.
-    weight : float or array, optional
-        Per-element, per-sample or per-class weights ``≥ 0`` broadcasting to the logits.
-        A zero weight drops the element (its contribution is 0 even if its loss is inf).
-    mask : bool array, optional
-        Broadcasts to the logits; False marks a missing label. Masked elements give
-        exactly 0 to the value and the gradient, even where label or logit is NaN/inf
-        (``mask=~isnan(labels)``).
-    label_smoothing : float
-        Keras's rule ``z → z(1 - s) + s/2`` with ``s`` in [0, 1].
-    reduction : {"none", "sum", "mean", "weighted_mean"}
-        ``"mean"`` divides the (weighted) sum by the number of unmasked elements,
-        ``"weighted_mean"`` by their total weight. A reduction over no element or a
-        zero total weight is NaN (no warning, no error).
-    axis : int or tuple of int, optional
-        Reduce over these axes only (``axis=0`` gives one loss per class).
-    validate : bool or "always"
-        Check values: labels in [0, 1], ``pos_weight`` and ``weight`` finite and
-        non-negative, no NaN among them (see Notes for where array checks run).
-        ``False`` computes the formula for any real labels and weights.
-    xp : namespace, optional
-        Force the array namespace; by default the inputs' library (NumPy if none).
+    %(targets)s
+    %(weight)s
+    %(mask)s
+    %(label_smoothing)s
+    %(reduction)s
+    %(axis)s
+    %(validate)s
+    %(xp)s
 
-    Returns
-    -------
-    array
-        Same library, device and dtype as the logits; the logits' shape for
-        ``reduction="none"``, else reduced.
+    %(returns)s
 
     Raises
     ------
-    TypeError
-        Non-floating or complex logits, arrays of two libraries, non-boolean mask.
-    ValueError
-        Shapes that differ or do not broadcast, negative weights, labels outside
-        [0, 1], an unknown reduction, an axis out of range.
+    %(raises)s
 
     Notes
     -----
@@ -243,6 +218,7 @@ def weighted_cross_entropy_with_logits(
         return result
 
 
+@fill
 def sigmoid_cross_entropy_with_logits(
     labels: Any = None,
     logits: ArrayT = None,  # type: ignore[assignment]  # (TensorFlow's order: keywords too)
@@ -268,44 +244,24 @@ def sigmoid_cross_entropy_with_logits(
 
     Parameters
     ----------
-    labels : array_like
-        Targets in [0, 1], the logits' shape (bool and integer labels are cast).
-    logits : array
-        Real floating logits; float16 and bfloat16 are computed in float32.
+    %(labels)s
+    %(logits)s
     name : str, optional
         On TensorFlow, the name scope of the operations; ignored elsewhere.
-    targets : array_like, optional
-        TensorFlow 1's name for ``labels``; give one or the other.
-    weight : float or array, optional
-        Weights ``≥ 0`` broadcasting to the logits; a zero weight drops the element.
-    mask : bool array, optional
-        False marks a missing label: the element gives exactly 0 to the value and the
-        gradient (``mask=~isnan(labels)``).
-    label_smoothing : float
-        Keras's rule ``z → z(1 - s) + s/2`` with ``s`` in [0, 1].
-    reduction : {"none", "sum", "mean", "weighted_mean"}
-        As in :func:`weighted_cross_entropy_with_logits`; NaN over no element.
-    axis : int or tuple of int, optional
-        Reduce over these axes only (``axis=0`` gives one loss per class).
-    validate : bool or "always"
-        Check that labels lie in [0, 1] and weights are finite and non-negative;
-        ``False`` computes the formula for any real values.
-    xp : namespace, optional
-        Force the array namespace; by default the inputs' library (NumPy if none).
+    %(targets)s
+    %(weight)s
+    %(mask)s
+    %(label_smoothing)s
+    %(reduction)s
+    %(axis)s
+    %(validate)s
+    %(xp)s
 
-    Returns
-    -------
-    array
-        Same library, device and dtype as the logits; the logits' shape for
-        ``reduction="none"``, else reduced.
+    %(returns)s
 
     Raises
     ------
-    TypeError
-        Non-floating or complex logits, arrays of two libraries, non-boolean mask.
-    ValueError
-        Shapes that do not broadcast, negative weights, labels outside [0, 1], an
-        unknown reduction, an axis out of range.
+    %(raises)s
 
     See Also
     --------
@@ -402,6 +358,7 @@ def binary_cross_entropy_with_logits(
     return result
 
 
+@fill
 def sigmoid_focal_loss(
     labels: Any,
     logits: ArrayT,
@@ -434,38 +391,23 @@ def sigmoid_focal_loss(
 
     Parameters
     ----------
-    labels : array_like
-        Targets in [0, 1], the logits' shape (bool and integer labels are cast).
-    logits : array
-        Real floating logits; float16 and bfloat16 are computed in float32.
+    %(labels)s
+    %(logits)s
     gamma : float or 0-d array
         Focusing parameter ``γ ≥ 0`` (may be traced by ``jax.jit``).
     alpha : float in [0, 1] or 0-d array, optional
         Weight of positives (negatives get ``1 - α``); None for no alpha term.
     pos_weight : float or array, optional
         Weight ``q ≥ 0`` of the positive term inside :math:`L` (default 1).
-    weight : float or array, optional
-        Weights ``≥ 0`` broadcasting to the logits; a zero weight drops the element.
-    mask : bool array, optional
-        False marks a missing label: the element gives exactly 0 to the value and the
-        gradient.
-    label_smoothing : float
-        Keras's rule ``z → z(1 - s) + s/2`` with ``s`` in [0, 1].
-    reduction : {"none", "sum", "mean", "weighted_mean"}
-        As in :func:`weighted_cross_entropy_with_logits`; NaN over no element.
-    axis : int or tuple of int, optional
-        Reduce over these axes only.
-    validate : bool or "always"
-        Check labels, weights and ``pos_weight`` as
-        :func:`weighted_cross_entropy_with_logits` does.
-    xp : namespace, optional
-        Force the array namespace; by default the inputs' library.
+    %(weight)s
+    %(mask)s
+    %(label_smoothing)s
+    %(reduction)s
+    %(axis)s
+    %(validate)s
+    %(xp)s
 
-    Returns
-    -------
-    array
-        Same library, device and dtype as the logits; the logits' shape for
-        ``reduction="none"``, else reduced.
+    %(returns)s
 
     Raises
     ------

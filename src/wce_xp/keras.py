@@ -23,6 +23,7 @@ except ModuleNotFoundError as exc:  # (only Keras itself missing: its own errors
         "wce_xp.keras needs Keras 3: pip install 'wce_xp[keras]' (Keras runs on JAX, "
         "TensorFlow or PyTorch: install one of them too)", name="keras") from None
 
+from ._docs import fill
 from ._loss import sigmoid_focal_loss, weighted_cross_entropy_with_logits
 
 __all__ = ["SigmoidFocalCrossentropy", "WeightedBinaryCrossentropy"]
@@ -42,6 +43,7 @@ def _plain(value: Any) -> Any:
 
 
 @keras.saving.register_keras_serializable(package="wce_xp")
+@fill
 class WeightedBinaryCrossentropy(keras.losses.Loss):  # type: ignore[misc]
     r"""Weighted binary cross-entropy on logits, for any Keras backend.
 
@@ -58,14 +60,7 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):  # type: ignore[misc]
     ----------
     pos_weight : float or list of float
         Weight of the positive term; one value per class (the last axis) or one for all.
-    label_smoothing : float
-        Keras's rule ``z → z(1 - s) + s/2``.
-    reduction : str or None
-        As for every :class:`keras.losses.Loss`. Default "sum_over_batch_size".
-    name : str
-        The loss's name in Keras's logs.
-    dtype : str or dtype, optional
-        The dtype of the computation, as for every :class:`keras.losses.Loss`.
+    %(keras_loss)s
 
     Examples
     --------
@@ -103,6 +98,7 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):  # type: ignore[misc]
 
 
 @keras.saving.register_keras_serializable(package="wce_xp")
+@fill
 class SigmoidFocalCrossentropy(keras.losses.Loss):  # type: ignore[misc]
     r"""Focal loss on logits (Lin et al., 2017) with ``pos_weight``, for any Keras backend.
 
@@ -123,14 +119,7 @@ class SigmoidFocalCrossentropy(keras.losses.Loss):  # type: ignore[misc]
         Weight of positives (negatives get ``1 - α``).
     pos_weight : float or list of float, optional
         As in :class:`WeightedBinaryCrossentropy` (default 1).
-    label_smoothing : float
-        Keras's rule ``z → z(1 - s) + s/2``.
-    reduction : str or None
-        As for every :class:`keras.losses.Loss`. Default "sum_over_batch_size".
-    name : str
-        The loss's name in Keras's logs.
-    dtype : str or dtype, optional
-        The dtype of the computation, as for every :class:`keras.losses.Loss`.
+    %(keras_loss)s
 
     Examples
     --------
